@@ -1,0 +1,1 @@
+"""The desktop app ``handpose-app`` (PyQt6 + pyqtgraph)."""

@@ -1,0 +1,1 @@
+"""Training recipes, the shared training loop, configs and the ``handpose-train`` CLI."""
