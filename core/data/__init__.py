@@ -1,0 +1,1 @@
+"""Data: dataset readers, sessions, frame sources and the synthetic hand generator."""

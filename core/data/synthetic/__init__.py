@@ -1,0 +1,1 @@
+"""Synthetic hands: pose and shape sampler, renderer, dataset writer."""

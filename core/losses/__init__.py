@@ -1,0 +1,1 @@
+"""Losses: contrastive (NT-Xent, PeCLR), pose, sphere-model fitting energies, consistency."""
