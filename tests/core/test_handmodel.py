@@ -23,7 +23,8 @@ def test_shipped_model_is_consistent(hand_model) -> None:
     assert m.sphere_weights.shape == (41, 21) and np.allclose(m.sphere_weights.sum(1), 1)
     assert m.circle_weights.shape == (55, 21) and np.allclose(m.circle_weights.sum(1), 1)
     assert np.all(m.sphere_radii > 0.002) and np.all(m.sphere_radii < 0.02)
-    assert m.flexion_limits.shape == (15, 2) and np.all(m.flexion_limits[:, 0] < m.flexion_limits[:, 1])
+    assert m.flexion_limits.shape == (15, 2)
+    assert np.all(m.flexion_limits[:, 0] < m.flexion_limits[:, 1])
 
 
 def test_model_arrays_are_read_only(hand_model) -> None:
