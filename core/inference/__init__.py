@@ -1,0 +1,1 @@
+"""Runtime: hand detection, tracking, the HandPoseEstimator pipeline, filters, test-time fitting."""
