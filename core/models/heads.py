@@ -4,7 +4,8 @@ Pose heads share one contract so :class:`~.posenet.PoseNet` can use either::
 
     head(fmap: (B, C, h, w), input_hw: (H, W)) -> {
         "uv":         (B, J, 2) pixels in the input image (x right, y down; pixel centres at
-                      integer + 0.5, i.e. (0, 0) is the top-left corner of the image),
+                      integers as in OpenCV and handpose.core.geometry, so the image spans
+                      [-0.5, W - 0.5] and its centre is ((W - 1) / 2, (H - 1) / 2)),
         "z_rel":      (B, J) root-relative depth / reference bone length,
         "confidence": (B, J) in (0, 1],
         ... head-specific extras ("uv_error" or "heatmaps")
@@ -44,7 +45,8 @@ class RegressionHead25D(nn.Module):
     """Global pooled feature -> J x (u, v, z_rel) and a per-joint confidence.
 
     The linear layer predicts coordinates normalised by the input size and centred on the
-    image centre (u = (0.5 + o_u) * W), so a zero-initialised output is the crop centre and
+    image centre (u = (0.5 + o_u) * W - 0.5, so o_u = -0.5 / +0.5 are the left / right image
+    edges), so a zero-initialised output is the crop centre and
     the same weights work at any input size. A second output, ``uv_error`` = softplus(.),
     is trained (see :func:`handpose.core.losses.pose.confidence_loss`) to predict the
     detached per-joint 2D error as a fraction of the crop side; confidence =
@@ -85,7 +87,7 @@ class RegressionHead25D(nn.Module):
         feat = self.trunk(fmap.mean(dim=(2, 3)))
         out = self.pose(feat).view(-1, self.num_joints, 3)
         size = fmap.new_tensor([float(input_hw[1]), float(input_hw[0])])
-        uv = (out[..., :2] + 0.5) * size
+        uv = (out[..., :2] + 0.5) * size - 0.5
         uv_error = F.softplus(self.error(feat))
         return {
             "uv": uv,
@@ -148,8 +150,10 @@ def soft_argmax_25d(logits: Tensor, depth: Tensor, input_hw: tuple[int, int],
     Args:
         logits: (B, J, h, w) heatmap logits.
         depth: (B, J, h, w) per-joint z_rel maps.
-        input_hw: (H, W) of the network input; heatmap pixel (i, j) covers input pixels
-            [j W/w, (j+1) W/w) x [i H/h, (i+1) H/h), its centre is ((j+0.5) W/w, (i+0.5) H/h).
+        input_hw: (H, W) of the network input; the image spans [-0.5, W - 0.5] x
+            [-0.5, H - 0.5], heatmap pixel (i, j) covers its part [j W/w, (j+1) W/w) x
+            [i H/h, (i+1) H/h) shifted by -0.5, so its centre is ((j + 0.5) W/w - 0.5,
+            (i + 0.5) H/h - 0.5) in input pixels.
         beta: softmax sharpness.
 
     Returns:
@@ -166,6 +170,7 @@ def soft_argmax_25d(logits: Tensor, depth: Tensor, input_hw: tuple[int, int],
     prob = torch.softmax(beta * logits.reshape(b, j, h * w), dim=-1).view(b, j, h, w)
     xs = (torch.arange(w, device=logits.device, dtype=logits.dtype) + 0.5) * (input_hw[1] / w)
     ys = (torch.arange(h, device=logits.device, dtype=logits.dtype) + 0.5) * (input_hw[0] / h)
+    xs, ys = xs - 0.5, ys - 0.5
     u = (prob.sum(dim=2) * xs).sum(dim=-1)
     v = (prob.sum(dim=3) * ys).sum(dim=-1)
     z = (prob * depth).sum(dim=(2, 3))

@@ -31,14 +31,14 @@ def test_regression_head_scales_normalised_output_by_input_size() -> None:
     torch.nn.init.zeros_(head.pose.bias)
     fmap = torch.randn(2, 8, 3, 2)
     out = head(fmap, (64, 96))  # H=64, W=96: zero output = the image centre
-    assert torch.allclose(out["uv"], torch.tensor([48.0, 32.0]).expand(2, 21, 2))
+    assert torch.allclose(out["uv"], torch.tensor([47.5, 31.5]).expand(2, 21, 2))
     with torch.no_grad():
-        head.pose.bias.view(21, 3)[:, 0] = -0.5  # u = 0 (left edge)
-        head.pose.bias.view(21, 3)[:, 1] = 0.25  # v = 0.75 H
+        head.pose.bias.view(21, 3)[:, 0] = -0.5  # u = -0.5 (left edge of the image)
+        head.pose.bias.view(21, 3)[:, 1] = 0.25  # v = 0.75 H - 0.5
         head.pose.bias.view(21, 3)[:, 2] = 0.3
     out = head(fmap, (64, 96))
-    assert torch.allclose(out["uv"][..., 0], torch.zeros(2, 21), atol=1e-6)
-    assert torch.allclose(out["uv"][..., 1], torch.full((2, 21), 48.0))
+    assert torch.allclose(out["uv"][..., 0], torch.full((2, 21), -0.5), atol=1e-6)
+    assert torch.allclose(out["uv"][..., 1], torch.full((2, 21), 47.5))
     assert torch.allclose(out["z_rel"], torch.full((2, 21), 0.3))
     # confidence = exp(-predicted error / scale), in (0, 1]
     conf, err = out["confidence"], out["uv_error"]
@@ -59,11 +59,11 @@ def test_soft_argmax_of_a_peak_and_of_a_flat_map() -> None:
     depth = torch.randn(b, j, h, w)
     logits[:, :, 5, 1] = 60.0  # all mass at heatmap pixel (row 5, col 1)
     out = soft_argmax_25d(logits, depth, (64, 32))  # 8 input px per heatmap px
-    assert torch.allclose(out["uv"], torch.tensor([1.5 * 8, 5.5 * 8]).expand(b, j, 2))
+    assert torch.allclose(out["uv"], torch.tensor([1.5 * 8 - 0.5, 5.5 * 8 - 0.5]).expand(b, j, 2))
     assert torch.allclose(out["z_rel"], depth[:, :, 5, 1], atol=1e-5)
     assert torch.allclose(out["confidence"], torch.ones(b, j), atol=1e-5)
     flat = soft_argmax_25d(torch.zeros(b, j, h, w), depth, (64, 32))
-    assert torch.allclose(flat["uv"], torch.tensor([16.0, 32.0]).expand(b, j, 2))
+    assert torch.allclose(flat["uv"], torch.tensor([15.5, 31.5]).expand(b, j, 2))
     assert torch.allclose(flat["z_rel"], depth.mean(dim=(2, 3)), atol=1e-6)
     assert torch.allclose(flat["confidence"], torch.full((b, j), 9.0 / (h * w)))
     assert torch.allclose(flat["heatmaps"].sum(dim=(2, 3)), torch.ones(b, j))
