@@ -1,0 +1,299 @@
+"""Hand-centred square crops as 2x3 affine matrices: the ONE crop of training and inference.
+
+A crop is an affine matrix ``A`` (..., 2, 3) mapping full-image pixels to crop pixels:
+``[u', v'] = A[:, :2] @ [u, v] + A[:, 2]``. Pixel coordinates follow the OpenCV convention of
+:mod:`.camera` (pixel centres at integers), the convention of ``cv2.warpAffine`` and of
+``kornia.geometry.transform.warp_affine(align_corners=True)``, so the matrix can be passed to
+either unchanged. A square of side ``L`` source pixels centred on ``c`` maps exactly onto the
+``out_size`` x ``out_size`` crop (its edges onto -0.5 and out_size - 0.5).
+
+Rotation follows OpenCV / kornia (``cv2.getRotationMatrix2D``): a positive ``rotation``
+(radians) turns the image content counter-clockwise as displayed, about the crop centre.
+
+Because the crop is affine, ``crop_intrinsics(K, A)`` is the exact camera matrix of the crop:
+projecting 3D points with it gives the cropped 2D points, so lifting in the crop is exact.
+
+Arrays: numpy in -> float64 numpy out; any torch tensor in -> tensor out (differentiable).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from ._arrays import as_tensors, check_finite, check_shape, checks_enabled, finish
+from .camera import _check_K
+
+__all__ = [
+    "DEFAULT_MARGIN",
+    "DEFAULT_CROP_SIZE",
+    "square_crop_affine",
+    "crop_from_keypoints",
+    "crop_from_box",
+    "invert_affine",
+    "apply_affine",
+    "compose_affine",
+    "uncrop_points",
+    "crop_image",
+    "crop_images",
+    "crop_intrinsics",
+]
+
+#: Crop side = DEFAULT_MARGIN x the larger side of the keypoints' bounding box. Keypoints sit
+#: on the joints, inside the skin silhouette; 1.4 leaves 20 % of the box on each side for the
+#: palm edge, fingertip flesh and frame-to-frame motion while tracking. (The real evaluation
+#: crops of shared/data/real_eval_hgc are 1.32x their keypoint box; PeCLR samples 0.9-1.5.)
+DEFAULT_MARGIN = 1.4
+#: Crop side in pixels (PeCLR's network input, METHODS 2).
+DEFAULT_CROP_SIZE = 128
+
+_BORDERS = {"constant": (cv2.BORDER_CONSTANT, "zeros"), "replicate": (cv2.BORDER_REPLICATE,
+                                                                       "border")}
+_INTERP = {"linear": (cv2.INTER_LINEAR, "bilinear"), "nearest": (cv2.INTER_NEAREST, "nearest")}
+
+
+def _check_out_size(out_size: int) -> None:
+    if not isinstance(out_size, int | np.integer) or out_size < 1:
+        raise ValueError(f"out_size must be an integer >= 1 pixels; got {out_size!r}")
+
+
+def _square(centre: torch.Tensor, side: torch.Tensor, out_size: int,
+            rotation: torch.Tensor) -> torch.Tensor:
+    """Affine of the square (centre (..., 2), side (...,), rotation (...,)) -> crop pixels."""
+    scale = out_size / side
+    c, s = torch.cos(rotation), torch.sin(rotation)
+    # OpenCV convention: content turns counter-clockwise on screen for positive angles.
+    lin = torch.stack([torch.stack([c, s], -1), torch.stack([-s, c], -1)], -2)
+    lin = lin * scale[..., None, None]
+    t = (out_size - 1) / 2.0 - (lin @ centre.unsqueeze(-1)).squeeze(-1)
+    return torch.cat([lin, t.unsqueeze(-1)], -1)
+
+
+def square_crop_affine(centre: Any, side: Any, out_size: int = DEFAULT_CROP_SIZE,
+                       rotation: Any = 0.0) -> Any:
+    """Affine (..., 2, 3) of a square crop of ``side`` pixels centred on ``centre``.
+
+    Args:
+        centre: (..., 2) pixels in the full image.
+        side: (...,) or scalar, pixels in the full image (> 0).
+        out_size: crop side in pixels.
+        rotation: (...,) or scalar radians (positive = content turns counter-clockwise).
+    """
+    _check_out_size(out_size)
+    (c, sd, r), numpy_out = as_tensors(centre, side, rotation)
+    check_shape("centre", c, (2,))
+    check_finite("centre", c)
+    check_finite("side", sd)
+    check_finite("rotation", r)
+    if checks_enabled() and not bool(torch.all(sd > 0)):
+        raise ValueError(f"side must be > 0 pixels; got min {float(sd.min()):.4g}")
+    lead = torch.broadcast_shapes(c.shape[:-1], sd.shape, r.shape)
+    c = c.expand(*lead, 2)
+    return finish(_square(c, sd.expand(lead), out_size, r.expand(lead)), numpy_out)
+
+
+def crop_from_keypoints(uv: Any, margin: float = DEFAULT_MARGIN,
+                        out_size: int = DEFAULT_CROP_SIZE, rotation: Any = 0.0,
+                        min_side: float = 1.0) -> Any:
+    """Hand-centred square crop from 2D keypoints.
+
+    The keypoints are turned by ``rotation`` first; the crop is the bounding box of the turned
+    keypoints, made square with side ``max(box w, box h) * margin`` (at least ``min_side`` px)
+    around the box centre. With ``rotation = 0`` this is the plain keypoint bounding box.
+
+    Args:
+        uv: (..., N, 2) pixels in the full image (N >= 1, typically 21).
+        margin: side / larger keypoint-box side (> 0), default :data:`DEFAULT_MARGIN`.
+        out_size: crop side in pixels.
+        rotation: scalar or (...,) radians, positive turns the content counter-clockwise.
+        min_side: smallest crop side in source pixels (a single point gives this side).
+
+    Returns:
+        A: (..., 2, 3) full-image pixels -> crop pixels.
+    """
+    _check_out_size(out_size)
+    if not margin > 0:
+        raise ValueError(f"margin must be > 0; got {margin}")
+    if not min_side > 0:
+        raise ValueError(f"min_side must be > 0 pixels; got {min_side}")
+    (q, r), numpy_out = as_tensors(uv, rotation)
+    check_shape("uv", q, (None, 2))
+    if q.shape[-2] < 1:
+        raise ValueError(f"uv must hold at least one keypoint; got shape {tuple(q.shape)}")
+    check_finite("uv", q)
+    check_finite("rotation", r)
+    lead = torch.broadcast_shapes(q.shape[:-2], r.shape)
+    q = q.expand(*lead, *q.shape[-2:])
+    r = r.expand(lead)
+    c, s = torch.cos(r), torch.sin(r)
+    rot = torch.stack([torch.stack([c, s], -1), torch.stack([-s, c], -1)], -2)
+    turned = q @ rot.transpose(-1, -2)
+    lo, hi = turned.amin(-2), turned.amax(-2)
+    side = ((hi - lo).amax(-1) * margin).clamp_min(min_side)
+    centre = ((lo + hi) / 2.0).unsqueeze(-1)
+    centre = (rot.transpose(-1, -2) @ centre).squeeze(-1)  # back to image coordinates
+    return finish(_square(centre, side, out_size, r), numpy_out)
+
+
+def crop_from_box(box: Any, margin: float = DEFAULT_MARGIN, out_size: int = DEFAULT_CROP_SIZE,
+                  rotation: Any = 0.0) -> Any:
+    """Square crop around a box (e.g. a detector's hand box).
+
+    Args:
+        box: (..., 4) as (x, y, w, h) pixels: the region [x, x + w] x [y, y + h] in the
+            pixel-centre convention (a box exactly covering pixel columns j0..j1 is
+            x = j0 - 0.5, w = j1 - j0 + 1). w, h > 0.
+        margin: crop side / max(w, h) (> 0).
+        out_size: crop side in pixels.
+        rotation: scalar or (...,) radians about the box centre.
+
+    Returns:
+        A: (..., 2, 3) full-image pixels -> crop pixels.
+    """
+    _check_out_size(out_size)
+    if not margin > 0:
+        raise ValueError(f"margin must be > 0; got {margin}")
+    (b, r), numpy_out = as_tensors(box, rotation)
+    check_shape("box", b, (4,))
+    check_finite("box", b)
+    check_finite("rotation", r)
+    if checks_enabled() and not bool(torch.all(b[..., 2:] > 0)):
+        raise ValueError(f"box w and h must be > 0 pixels; got min {float(b[..., 2:].min()):.4g}")
+    centre = b[..., :2] + b[..., 2:] / 2.0
+    side = b[..., 2:].amax(-1) * margin
+    lead = torch.broadcast_shapes(b.shape[:-1], r.shape)
+    return finish(_square(centre.expand(*lead, 2), side.expand(lead), out_size, r.expand(lead)),
+                  numpy_out)
+
+
+def _check_A(A: torch.Tensor, name: str = "A") -> None:
+    check_shape(name, A, (2, 3))
+    check_finite(name, A)
+
+
+def invert_affine(A: Any) -> Any:
+    """Inverse of (..., 2, 3) affine matrices (crop pixels -> full-image pixels)."""
+    (a,), numpy_out = as_tensors(A)
+    _check_A(a)
+    L, t = a[..., :2], a[..., 2:]
+    det = L[..., 0, 0] * L[..., 1, 1] - L[..., 0, 1] * L[..., 1, 0]
+    if checks_enabled() and not bool(torch.all(torch.abs(det) > 1e-12)):
+        raise ValueError("A must be invertible (non-zero determinant of A[:, :2]); got det = "
+                         f"{float(torch.abs(det).min()):.3g}")
+    inv = torch.stack([torch.stack([L[..., 1, 1], -L[..., 0, 1]], -1),
+                       torch.stack([-L[..., 1, 0], L[..., 0, 0]], -1)], -2) / det[..., None, None]
+    return finish(torch.cat([inv, -(inv @ t)], -1), numpy_out)
+
+
+def apply_affine(A: Any, uv: Any) -> Any:
+    """Apply (..., 2, 3) affines to points (..., N, 2) -> (..., N, 2) (pixels to pixels)."""
+    (a, q), numpy_out = as_tensors(A, uv)
+    _check_A(a)
+    check_shape("uv", q, (None, 2))
+    return finish(q @ a[..., :2].transpose(-1, -2) + a[..., 2].unsqueeze(-2), numpy_out)
+
+
+def compose_affine(A: Any, B: Any) -> Any:
+    """The affine "B, then A" (..., 2, 3): ``apply_affine(compose_affine(A, B), x) ==
+    apply_affine(A, apply_affine(B, x))``."""
+    (a, b), numpy_out = as_tensors(A, B)
+    _check_A(a)
+    _check_A(b, "B")
+    lin = a[..., :2] @ b[..., :2]
+    t = a[..., :2] @ b[..., 2:] + a[..., 2:]
+    return finish(torch.cat([lin, t], -1), numpy_out)
+
+
+def uncrop_points(A: Any, uv_crop: Any) -> Any:
+    """Crop pixels (..., N, 2) back to full-image pixels with the crop's affine ``A``."""
+    return apply_affine(invert_affine(A), uv_crop)
+
+
+def crop_image(image: np.ndarray, A: Any, out_size: int = DEFAULT_CROP_SIZE,
+               border: str = "constant", interpolation: str = "linear") -> np.ndarray:
+    """Warp one image into its crop with ``cv2.warpAffine``.
+
+    Args:
+        image: (H, W) or (H, W, C) numpy array (uint8 RGB, float depth, ...).
+        A: (2, 3) full-image pixels -> crop pixels (numpy or tensor).
+        out_size: crop side in pixels.
+        border: "constant" (zeros outside the image, the default of training and inference
+            alike) or "replicate" (repeat the edge pixels).
+        interpolation: "linear" (images) or "nearest" (depth maps, masks, labels).
+
+    Returns:
+        crop: (out_size, out_size[, C]) numpy array of the image's dtype.
+    """
+    _check_out_size(out_size)
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
+        raise ValueError(f"image must be a (H, W) or (H, W, C) numpy array; got "
+                         f"{type(image).__name__} {getattr(image, 'shape', '')}")
+    if border not in _BORDERS:
+        raise ValueError(f"border must be one of {tuple(_BORDERS)}; got {border!r}")
+    if interpolation not in _INTERP:
+        raise ValueError(f"interpolation must be one of {tuple(_INTERP)}; got {interpolation!r}")
+    a = A.detach().cpu().numpy() if isinstance(A, torch.Tensor) else np.asarray(A)
+    if a.shape != (2, 3) or not np.all(np.isfinite(a)):
+        raise ValueError(f"A must be a finite (2, 3) affine matrix; got shape {a.shape}")
+    return cv2.warpAffine(image, a.astype(np.float64), (out_size, out_size),
+                          flags=_INTERP[interpolation][0], borderMode=_BORDERS[border][0],
+                          borderValue=(0.0, 0.0, 0.0, 0.0))
+
+
+def crop_images(images: torch.Tensor, A: Any, out_size: int = DEFAULT_CROP_SIZE,
+                border: str = "constant", interpolation: str = "linear") -> torch.Tensor:
+    """Batched, differentiable crop with ``kornia.geometry.transform.warp_affine``.
+
+    Same geometry and border handling as :func:`crop_image` (tested to agree with it).
+
+    Args:
+        images: (B, C, H, W) float tensor.
+        A: (B, 2, 3) full-image pixels -> crop pixels.
+        out_size: crop side in pixels.
+        border: "constant" (zeros) or "replicate".
+        interpolation: "linear" or "nearest".
+
+    Returns:
+        crops: (B, C, out_size, out_size) tensor of the images' dtype and device.
+    """
+    from kornia.geometry.transform import warp_affine
+
+    _check_out_size(out_size)
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or \
+            not images.is_floating_point():
+        raise ValueError(f"images must be a (B, C, H, W) float tensor; got "
+                         f"{type(images).__name__} {tuple(getattr(images, 'shape', ()))}")
+    if border not in _BORDERS:
+        raise ValueError(f"border must be one of {tuple(_BORDERS)}; got {border!r}")
+    if interpolation not in _INTERP:
+        raise ValueError(f"interpolation must be one of {tuple(_INTERP)}; got {interpolation!r}")
+    a = A if isinstance(A, torch.Tensor) else torch.as_tensor(np.asarray(A))
+    a = a.to(device=images.device, dtype=images.dtype)
+    if a.shape != (images.shape[0], 2, 3):
+        raise ValueError(f"A must have shape ({images.shape[0]}, 2, 3) (one per image); got "
+                         f"{tuple(a.shape)}")
+    check_finite("A", a)
+    return warp_affine(images, a, (out_size, out_size), mode=_INTERP[interpolation][1],
+                       padding_mode=_BORDERS[border][1], align_corners=True)
+
+
+def crop_intrinsics(K: Any, A: Any) -> Any:
+    """Camera matrix of a crop: ``[A; 0 0 1] @ K`` (..., 3, 3).
+
+    Projecting camera-frame points with it gives the cropped pixels exactly (any affine crop,
+    rotated or not; a rotated crop's ``K`` has off-diagonal terms, which :mod:`.camera` and
+    :mod:`.lifting` handle).
+
+    Args:
+        K: (..., 3, 3) intrinsics of the full image.
+        A: (..., 2, 3) full-image pixels -> crop pixels.
+    """
+    (k, a), numpy_out = as_tensors(K, A)
+    _check_K(k)
+    _check_A(a)
+    row = torch.tensor([0.0, 0.0, 1.0], dtype=a.dtype, device=a.device)
+    h = torch.cat([a, row.expand(*a.shape[:-2], 1, 3)], -2)
+    return finish(h @ k, numpy_out)
