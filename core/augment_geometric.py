@@ -3,9 +3,9 @@
 Every augmentation is an affine matrix ``M`` (B, 2, 3) mapping input pixels to output pixels,
 in the convention of :mod:`handpose.core.geometry.crop` (pixel centres at integers, OpenCV /
 ``kornia warp_affine(align_corners=True)``), so it composes with crop matrices
-(``compose_affine(M, A_crop)``) and transforms keypoints exactly
-(``apply_affine(M, uv)``). With ``c_in`` / ``c_out`` the centres of the input / output
-images::
+(``geometry.crop.compose_affine(M, A_crop)``) and transforms keypoints exactly
+(:func:`transform_points`, the same as ``geometry.crop.apply_affine``). With ``c_in`` /
+``c_out`` the centres of the input / output images::
 
     M = [ s R(angle) F | c_out + t - s R(angle) F c_in ]
     R(a) = [[cos a, sin a], [-sin a, cos a]]   (positive a: counter-clockwise as displayed,
@@ -26,8 +26,6 @@ from typing import Any
 import torch
 from kornia.geometry.transform import warp_affine
 from torch import Tensor
-
-from .geometry.crop import apply_affine
 
 __all__ = [
     "GeometricParams",
@@ -137,7 +135,11 @@ def warp_images(images: Tensor, matrix: Tensor, out_size: tuple[int, int],
 
 def transform_points(uv: Tensor, matrix: Tensor) -> Tensor:
     """Apply (B, 2, 3) matrices to keypoints (B, N, 2) pixels -> (B, N, 2) pixels."""
-    return apply_affine(matrix, uv)  # type: ignore[no-any-return]
+    if uv.dim() != 3 or uv.shape[-1] != 2 or matrix.shape != (uv.shape[0], 2, 3):
+        raise ValueError(f"expected uv (B, N, 2) and matrix (B, 2, 3); got {tuple(uv.shape)} "
+                         f"and {tuple(matrix.shape)}")
+    m = matrix.to(uv)
+    return uv @ m[:, :, :2].transpose(1, 2) + m[:, None, :, 2]
 
 
 def flip_handedness(is_right: Tensor, flip: Tensor) -> Tensor:

@@ -16,7 +16,6 @@ from handpose.core.augment import (
     transform_points,
     warp_images,
 )
-from handpose.core.geometry.crop import compose_affine
 
 
 def _dots(points: torch.Tensor, size: int, sigma: float = 1.2) -> torch.Tensor:
@@ -89,7 +88,8 @@ def test_flip_is_a_mirror_and_composes_to_identity() -> None:
                         torch.tensor([5.5, 4.0]), torch.tensor([5.5, 4.0]))
     flipped = warp_images(images, m, (9, 12))
     assert torch.allclose(flipped, torch.flip(images, dims=[-1]), atol=1e-5)
-    twice = compose_affine(m, m)
+    m3 = torch.cat([m, torch.tensor([[[0.0, 0.0, 1.0]]]).expand(2, 1, 3)], 1)
+    twice = (m3 @ m3)[:, :2]
     assert torch.allclose(twice, torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(2, 2, 3),
                           atol=1e-6)
     assert torch.allclose(warp_images(flipped, m, (9, 12)), images, atol=1e-5)
