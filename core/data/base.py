@@ -94,19 +94,22 @@ class HandDataset(Dataset[dict[str, Any]]):
         last: DataError | None = None
         for k in range(min(n, self.max_consecutive_bad)):
             j = (index + k) % n
+            if self.skip_bad and j in self.skipped.indices:
+                continue  # known bad in this process: do not decode it again
             try:
                 sample = self.load(j)
             except DataError as e:
                 if not self.skip_bad:
                     raise
-                if j not in self.skipped.indices:
-                    self.skipped.add(e, j)
+                self.skipped.add(e, j)
                 last = e
                 continue
             if self.crop_size is not None:
                 sample = crop_sample(sample, self.crop_size, self.crop_margin_for(sample))
             return sample
-        assert last is not None
+        if last is None:
+            raise DataError(type(self).__name__, f"every sample from index {index} on is "
+                            f"known to be bad (skip_bad=True)")
         raise DataError(
             last.path,
             f"{min(n, self.max_consecutive_bad)} consecutive bad samples from index {index} "

@@ -168,3 +168,15 @@ def test_real_eval_hgc(hgc_dir):
     batch = next(iter(DataLoader(crops, batch_size=4, collate_fn=collate)))
     assert batch["rgb"].shape == (4, 3, 64, 64) and batch["uv"].shape == (4, 21, 2)
     assert (batch["uv"] > 0).all() and (batch["uv"] < 64).all()
+
+
+def test_all_bad_images_fail_loudly_even_with_skip_bad(tmp_path):
+    write_freihand(tmp_path, n=3)
+    for p in (tmp_path / "training" / "rgb").iterdir():
+        p.write_bytes(b"broken")
+    ds = FreiHANDDataset(tmp_path, skip_bad=True)
+    with pytest.warns(RuntimeWarning), pytest.raises(DataError, match="3 consecutive bad "
+                                                     "samples from index 1"):
+        ds[1]
+    with pytest.raises(DataError, match="known to be bad"):
+        ds[0]
