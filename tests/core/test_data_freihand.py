@@ -157,6 +157,8 @@ def test_corrupt_image_raises_or_is_skipped_with_one_warning(tmp_path):
 def test_real_eval_hgc(hgc_dir):
     ds = FreiHANDDataset(hgc_dir)
     assert len(ds) == 400 and ds.available == ("gs",)
+    assert ds.uv.shape == (400, 21, 2)  # all labels projected at construction
+    assert (ds.uv >= 0).all() and (ds.uv < 256).all()  # every keypoint inside its 256^2 image
     for i in range(0, 400, 50):
         s = ds[i]
         _, h, w = s["rgb"].shape
