@@ -74,12 +74,15 @@ def _skew(v: torch.Tensor) -> torch.Tensor:
 
 
 def _align_unit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """R = I + [v]x + [v]x^2 / (1 + c) (Rodrigues with v = a x b, c = a . b); unit a, b."""
+    """R = I + [v]x + [v]x^2 / (1 + c) (Rodrigues with v = a x b, c = a . b); unit a, b.
+
+    1 + c is computed as |a + b|^2 / 2, which keeps its relative accuracy as a -> -b (the
+    dot product loses it to cancellation: 6 % at 1 + c = 1e-6 in float32)."""
     v = torch.linalg.cross(a, b, dim=-1)
-    c = (a * b).sum(-1)
+    one_plus_c = 0.5 * ((a + b) ** 2).sum(-1)
     vx = _skew(v)
     eye = torch.eye(3, dtype=a.dtype, device=a.device).expand_as(vx)
-    return eye + vx + (vx @ vx) / (1.0 + c).clamp_min(_ANTIPARALLEL)[..., None, None]
+    return eye + vx + (vx @ vx) / one_plus_c.clamp_min(_ANTIPARALLEL)[..., None, None]
 
 
 def rotation_between(a: Any, b: Any) -> Any:
@@ -117,7 +120,7 @@ def rotation_between(a: Any, b: Any) -> Any:
     u = u / torch.linalg.vector_norm(u, dim=-1, keepdim=True)
     half = 2.0 * u.unsqueeze(-1) * u.unsqueeze(-2) - torch.eye(3, dtype=x.dtype, device=x.device)
     opposite = _align_unit(-x, y) @ half
-    near = (1.0 + (x * y).sum(-1)) < _ANTIPARALLEL
+    near = 0.5 * ((x + y) ** 2).sum(-1) < _ANTIPARALLEL
     return finish(torch.where(near[..., None, None], opposite, direct), numpy_out)
 
 
