@@ -49,6 +49,11 @@ class HandModel:
         root_angle_limits: (4, 2) radians, angle between neighbouring root bones
             (thumb-index, index-middle, middle-ring, ring-pinky).
         root_curvature_limits: (4, 2) unitless, METHODS §3 curvature between neighbours.
+        root_normal_angle_limits: (3, 2) radians, angle between consecutive palm normals
+            (at the index, middle and ring root bones); keeps the palm from folding over.
+        rest_pose: (21, 3) metres, a canonical feasible right hand in the hand frame (wrist
+            at the origin, +y towards the middle finger, +x towards the thumb, +z volar) whose
+            bones have exactly ``bone_lengths``; its palm is the correction's template.
         sphere_weights: (41, 21) centre of sphere i = sphere_weights[i] @ joints.
         sphere_radii: (41,) metres for the default hand (published radii x radius_scale).
         sphere_names: 41 names.
@@ -65,6 +70,8 @@ class HandModel:
     abduction_limits: np.ndarray
     root_angle_limits: np.ndarray
     root_curvature_limits: np.ndarray
+    root_normal_angle_limits: np.ndarray
+    rest_pose: np.ndarray
     sphere_weights: np.ndarray
     sphere_radii: np.ndarray
     sphere_names: tuple[str, ...]
@@ -119,6 +126,38 @@ def _anchor_weights(entries: list, n: int, what: str, path: str) -> tuple[np.nda
     return w, tuple(names)
 
 
+def _check_angle_ranges(
+    flex: np.ndarray, abd: np.ndarray, root_angle: np.ndarray, normal_angle: np.ndarray, path: str
+) -> None:
+    # The local frames and the correction need: flexion inside (-180, 180) deg, abduction
+    # inside (-90, 90) deg, root angles inside (0, 180) deg (planes defined), normal angles
+    # below 180 deg (edge normals defined).
+    half = np.pi / 2
+    for what, a, lo, hi in [
+        ("joint_limits flexion_deg", flex, -np.pi, np.pi),
+        ("joint_limits abduction_deg", abd, -half, half),
+        ("root_limits.angle_deg", root_angle, 0.0, np.pi),
+        ("root_limits.normal_angle_deg", normal_angle, -np.inf, np.pi),
+    ]:
+        if np.any(a <= lo) or np.any(a >= hi):
+            raise HandModelError(
+                f"{path}: {what} must lie strictly inside ({np.rad2deg(lo):g}, "
+                f"{np.rad2deg(hi):g}) deg; got [{np.rad2deg(a.min()):g}, {np.rad2deg(a.max()):g}]"
+            )
+
+
+def _check_rest_pose(rest: np.ndarray, lengths: np.ndarray, path: str) -> None:
+    if np.abs(rest[0]).max() > 1e-9:
+        raise HandModelError(f"{path}: rest_pose must have the wrist at the origin; got {rest[0]}")
+    got = np.linalg.norm(rest[1:] - rest[list(PARENTS[1:])], axis=-1)
+    worst = int(np.argmax(np.abs(got - lengths)))
+    if abs(got[worst] - lengths[worst]) > 1e-5:
+        raise HandModelError(
+            f"{path}: rest_pose bone {BONES[worst]} is {got[worst]:.6f} m long; "
+            f"bone_lengths_m says {lengths[worst]:.6f} m"
+        )
+
+
 def _parse(data: dict, path: str) -> HandModel:
     try:
         if int(data.get("format_version", 0)) != 1:
@@ -157,12 +196,19 @@ def _parse(data: dict, path: str) -> HandModel:
         root = data["root_limits"]
         root_angle = np.deg2rad(_arr(root["angle_deg"], (4, 2), "root_limits.angle_deg", path))
         root_curv = _arr(root["curvature"], (4, 2), "root_limits.curvature", path)
+        normal_angle = np.deg2rad(
+            _arr(root["normal_angle_deg"], (3, 2), "root_limits.normal_angle_deg", path)
+        )
         for what, a in [
             ("bone_length_range", ranges), ("flexion", flex), ("abduction", abd),
             ("root angle", root_angle), ("root curvature", root_curv),
+            ("palm normal angle", normal_angle),
         ]:
             if np.any(a[:, 0] > a[:, 1]):
                 raise HandModelError(f"{path}: {what} has a range with min > max")
+        _check_angle_ranges(flex, abd, root_angle, normal_angle, path)
+        rest = _arr(data["rest_pose"]["values"], (NUM_JOINTS, 3), "rest_pose", path)
+        _check_rest_pose(rest, lengths, path)
         sph = data["spheres"]
         sw, snames = _anchor_weights(sph["values"], NUM_SPHERES, "spheres", path)
         radii_mm = _arr([s["radius_mm"] for s in sph["values"]], (NUM_SPHERES,), "radius_mm", path)
@@ -175,14 +221,15 @@ def _parse(data: dict, path: str) -> HandModel:
         )
     except KeyError as e:
         raise HandModelError(f"{path}: missing key {e}") from e
-    for a in (lengths, ranges, flex, abd, root_angle, root_curv, sw, cw, crel):
+    for a in (lengths, ranges, flex, abd, root_angle, root_curv, normal_angle, rest, sw, cw, crel):
         a.setflags(write=False)
     radii = radii_mm * scale / 1000.0
     radii.setflags(write=False)
     return HandModel(
         joint_names=names, bone_lengths=lengths, bone_length_range=ranges,
         flexion_limits=flex, abduction_limits=abd, root_angle_limits=root_angle,
-        root_curvature_limits=root_curv, sphere_weights=sw, sphere_radii=radii,
+        root_curvature_limits=root_curv, root_normal_angle_limits=normal_angle,
+        rest_pose=rest, sphere_weights=sw, sphere_radii=radii,
         sphere_names=snames, circle_weights=cw, circle_radii_rel=crel, circle_names=cnames,
         source=path,
     )
