@@ -2,7 +2,8 @@
 forward kinematics (the exact inverse of :func:`joint_angles`) and handedness inference.
 
 numpy in -> numpy out, torch in -> torch out (differentiable); any leading batch dims.
-Frame conventions: :mod:`handpose.core.biomech.frames`.
+Frame conventions: :mod:`handpose.core.biomech.frames`. numpy inputs are checked for NaN and
+infinity; torch inputs only for shape (a finiteness check would synchronise the device).
 """
 
 from __future__ import annotations

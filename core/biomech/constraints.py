@@ -32,7 +32,6 @@ from . import _backend as B
 from ._backend import Array
 from .frames import (
     FINGER_BONE_NAMES,
-    PALM_JOINTS,
     bone_vectors,
     finger_angles_right,
     mirror_x,
@@ -227,6 +226,3 @@ def to_right(joints: Array, handedness: str, limits: Limits) -> tuple[Array, Arr
     else:
         is_left = total_excess_right(mirrored, limits) < total_excess_right(joints, limits)
     return B.where(is_left[..., None, None], mirrored, joints), is_left
-
-
-assert PALM_JOINTS == (0, 1, 5, 9, 13, 17)

@@ -27,7 +27,7 @@ from typing import Final
 
 import numpy as np
 
-from ..skeleton import FINGERS, NUM_BONES, NUM_JOINTS, REFERENCE_BONE, ROOT_JOINTS
+from ..skeleton import FINGERS, NUM_JOINTS, PARENTS, REFERENCE_BONE, ROOT_JOINTS
 from . import _backend as B
 from ._backend import Array
 
@@ -43,6 +43,8 @@ __all__ = [
     "local_direction",
     "direction_angles",
     "carry_frame",
+    "bone_vectors",
+    "palm_quantities",
     "finger_angles_right",
     "finger_fk_right",
     "root_geometry_right",
@@ -64,7 +66,6 @@ FINGER_BONE_NAMES: Final[tuple[str, ...]] = tuple(
     f"{_NAMES[f]} {_FINGER_LEVEL_NAMES[f][k]}->{_FINGER_LEVEL_NAMES[f][k + 1]}"
     for f in range(5) for k in range(3)
 )
-_REF = REFERENCE_BONE[1] - 1
 
 
 def mirror_x(joints: Array) -> Array:
@@ -85,6 +86,15 @@ def root_vectors(joints: Array) -> Array:
     return joints[..., 1:, :] - joints[..., :1, :]
 
 
+def _palm_normals(roots: Array) -> tuple[Array, Array, Array]:
+    c = B.cross(roots[..., 1:, :], roots[..., :-1, :])  # b_{i+1} x b_i
+    c_len = B.norm(c)
+    n = c / c_len[..., None]
+    e_mid = B.normalise(n[..., :-1, :] + n[..., 1:, :])
+    e = B.cat([n[..., :1, :], e_mid, n[..., -1:, :]], -2)
+    return c_len, n, e
+
+
 def palm_normals(roots: Array) -> tuple[Array, Array]:
     """Palm normals of (..., 5, 3) root bone vectors.
 
@@ -93,9 +103,7 @@ def palm_normals(roots: Array) -> tuple[Array, Array]:
         e: (..., 5, 3) unit edge normals (one per root bone, orthogonal to it).
     Zero where undefined (parallel bones, opposite normals); never NaN.
     """
-    n = B.normalise(B.cross(roots[..., 1:, :], roots[..., :-1, :]))
-    e_mid = B.normalise(n[..., :-1, :] + n[..., 1:, :])
-    e = B.cat([n[..., :1, :], e_mid, n[..., -1:, :]], -2)
+    _, n, e = _palm_normals(roots)
     return n, e
 
 
@@ -183,8 +191,6 @@ def finger_fk_right(palm: Array, flexion: Array, abduction: Array, lengths: Arra
 
 def bone_vectors(joints: Array) -> Array:
     """(..., 21, 3) -> (..., 20, 3) bone vectors child - parent in BONES order."""
-    from ..skeleton import PARENTS
-
     return joints[..., 1:, :] - joints[..., list(PARENTS[1:]), :]
 
 
@@ -211,17 +217,10 @@ def palm_quantities(b: Array) -> dict[str, Array]:
     """Root angles, curvature and normal angles (see :func:`root_geometry_right`) of
     (..., 5, 3) scale-normalised root bone vectors."""
     b0, b1 = b[..., :-1, :], b[..., 1:, :]
-    c = B.cross(b1, b0)
-    c_len = B.norm(c)
+    c_len, n, e = _palm_normals(b)
     angle = B.atan2(c_len, B.dot(b0, b1))
-    n = c / c_len[..., None]
-    e_mid = B.normalise(n[..., :-1, :] + n[..., 1:, :])
-    e = B.cat([n[..., :1, :], e_mid, n[..., -1:, :]], -2)
     db = b1 - b0
     curv = B.dot(e[..., 1:, :] - e[..., :-1, :], db) / B.clip(B.dot(db, db), B.EPS, np.inf)
     n0, n1 = n[..., :-1, :], n[..., 1:, :]
     normal_angle = B.atan2(B.norm(B.cross(n0, n1)), B.dot(n0, n1))
     return {"angle": angle, "curvature": curv, "normal_angle": normal_angle}
-
-
-assert NUM_BONES == 20 and _REF == 9

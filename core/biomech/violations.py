@@ -19,6 +19,7 @@ from . import _backend as B
 from ._backend import Array
 from .constraints import (
     FAMILIES,
+    Limits,
     check_handedness,
     check_joints,
     constraint_names,
@@ -33,8 +34,10 @@ __all__ = ["DEFAULT_TOL", "NUM_CONSTRAINTS", "Violation", "violations", "count_v
            "is_feasible"]
 
 #: A constraint counts as violated when its excess is above this (radians for angles, ratio
-#: for bone lengths, unitless for curvature). Absorbs float round-off of exact limits.
-DEFAULT_TOL: Final = 1e-6
+#: for bone lengths, unitless for curvature): 0.0006 deg, or 0.5 um on a 5 cm reference bone.
+#: It absorbs the round-off of poses corrected exactly onto a limit, float32 storage included
+#: (camera-frame hands within about 1 m of the origin).
+DEFAULT_TOL: Final = 1e-5
 #: Number of scalar constraints per pose (20 + 4 + 4 + 3 + 15 + 15).
 NUM_CONSTRAINTS: Final = sum(k for _, k in FAMILIES)
 _ANGULAR = ("root_angle", "palm_normal_angle", "flexion", "abduction")
@@ -79,7 +82,10 @@ class Violation:
         )
 
 
-def _excess(joints: Array, handedness: str, model: HandModel | None):  # type: ignore[no-untyped-def]
+def _excess(
+    joints: Array, handedness: str, model: HandModel | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray],
+           Limits]:
     check_handedness(handedness)
     j = check_joints(joints)
     if B.is_torch(j):
