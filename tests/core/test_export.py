@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from handpose.core.checkpoint import CheckpointError, save_checkpoint
+from handpose.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from handpose.core.export import OnnxPoseNet, export_checkpoint, export_onnx
 from handpose.core.models import IMAGENET_NORMALIZATION, build_model
 from handpose.core.types import Pose25D
@@ -62,6 +62,8 @@ def test_export_from_checkpoint_and_errors(tmp_path: Path) -> None:
         sess(np.zeros((1, 3, 32, 32), np.float32))
     with pytest.raises(CheckpointError, match="PyTorch checkpoint, not an ONNX model"):
         OnnxPoseNet(ckpt)
+    with pytest.raises(CheckpointError, match="probably an ONNX model"):
+        load_checkpoint(onnx_path)  # the other way round
     with pytest.raises(CheckpointError, match="not found"):
         OnnxPoseNet(tmp_path / "none.onnx")
     junk = tmp_path / "junk.onnx"
