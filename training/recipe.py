@@ -55,6 +55,10 @@ class Recipe(ABC):
             0-d tensors; ``"loss"`` is back-propagated (the others are logged).
         """
 
+    def full_precision(self) -> torch.autocast:
+        """A context that switches autocast off (losses, geometry, target computation)."""
+        return torch.autocast(self.device.type, enabled=False)
+
     def collate(self, samples: list[Any]) -> Any:
         """Samples -> batch (``torch.utils.data.default_collate`` unless overridden)."""
         return default_collate(samples)
