@@ -1,6 +1,15 @@
 """Losses: contrastive (NT-Xent, PeCLR), pose, sphere-model fitting energies, consistency."""
 
 from .contrastive import invert_latent_transform, nt_xent, peclr_loss
+from .fitting import (
+    bone_length_band,
+    circles_to_mask,
+    collision,
+    data_to_model,
+    mask_to_circles,
+    model_to_data,
+    multiview_consistency,
+)
 from .pose import (
     PoseLossWeights,
     PoseTarget,
@@ -26,4 +35,11 @@ __all__ = [
     "uv_l1",
     "xyz_l1",
     "z_rel_l1",
+    "model_to_data",
+    "data_to_model",
+    "collision",
+    "bone_length_band",
+    "multiview_consistency",
+    "mask_to_circles",
+    "circles_to_mask",
 ]
