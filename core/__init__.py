@@ -3,6 +3,13 @@
 Never imports Qt, ``handpose.app`` or ``handpose.training`` (an import-linter contract).
 """
 
+from .checkpoint import (
+    CheckpointError,
+    LoadedCheckpoint,
+    load_checkpoint,
+    model_card,
+    save_checkpoint,
+)
 from .handmodel import HandModel, HandModelError, load_hand_model
 from .skeleton import (
     BONES,
@@ -16,6 +23,11 @@ from .skeleton import (
 from .types import Frame, FrameResult, HandPose, Pose25D
 
 __all__ = [
+    "CheckpointError",
+    "LoadedCheckpoint",
+    "load_checkpoint",
+    "model_card",
+    "save_checkpoint",
     "BONES",
     "FINGERS",
     "NUM_JOINTS",
