@@ -40,20 +40,19 @@ DEFAULT_PRESET = "cpu"
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: one sub-command per registered recipe."""
     presets = list_presets()
-    recipes = "\n".join(f"  {e.name:<10} {e.summary}" for e in RECIPES.values()) or "  (none)"
     parser = argparse.ArgumentParser(
         prog="handpose-train",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train, evaluate and export handpose models with the shared loop.",
         epilog=(
-            f"recipes:\n{recipes}\n\npresets: {', '.join(presets)} (default {DEFAULT_PRESET}; "
+            f"presets: {', '.join(presets)} (default {DEFAULT_PRESET}; "
             "or a TOML file such as a run's config.toml)\n\n"
             "overrides: key=value with dotted keys, e.g. train.lr=0.001 train.steps=100 "
             "out=runs/x\n'handpose-train RECIPE --print-config' lists a recipe's keys."
         ),
     )
     parser.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
-    sub = parser.add_subparsers(dest="recipe", metavar="RECIPE")
+    sub = parser.add_subparsers(dest="recipe", metavar="RECIPE", title="recipes")
     for e in RECIPES.values():
         p = sub.add_parser(e.name, help=e.summary, description=e.summary)
         p.add_argument(
@@ -122,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(dumps_toml({entry.name: to_dict(cfg)}), end="")
             return 0
         check_input_paths(cfg)
+        if hasattr(module, "check"):
+            module.check(cfg)
     except ConfigError as e:
         if args.traceback:
             raise

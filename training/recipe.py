@@ -33,8 +33,8 @@ class Recipe(ABC):
     """
 
     name: str = "recipe"
-    device: torch.device
-    dist: DistInfo
+    device: torch.device = torch.device("cpu")  # until the loop sets them
+    dist: DistInfo = DistInfo()
     run_dir: Path
     model: nn.Module
     raw_model: nn.Module

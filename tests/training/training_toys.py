@@ -141,6 +141,16 @@ class ToyConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=2, batch_size=8))
 
 
+Config = ToyConfig  # the recipe-module interface of the CLI registry
+
+
+def run(cfg: ToyConfig, run_dir: Path) -> dict[str, Any]:
+    from handpose.training.loop import train
+
+    res = train(ToyRecipe(n=cfg.data.n, kind=cfg.kind), cfg.train, run_dir)
+    return {"steps": res.steps, "losses": res.losses}
+
+
 def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     from handpose.training.state import list_checkpoints, load_state
 

@@ -1,7 +1,9 @@
 """The registry of recipes the ``handpose-train`` CLI offers (one line per recipe).
 
-A recipe module defines ``Config`` (a frozen config dataclass, see :mod:`..config`) and
-``run(cfg: Config, run_dir: Path) -> dict`` (the outputs: files written, metrics). Training
+A recipe module defines ``Config`` (a frozen config dataclass, see :mod:`..config`),
+``run(cfg: Config, run_dir: Path) -> dict`` (the outputs: files written, metrics) and
+optionally ``check(cfg)``, which raises :class:`~..config.ConfigError` for a config that
+cannot run (e.g. a required path not set) before the run folder is made. Training
 recipes build a :class:`~handpose.training.recipe.Recipe` and call
 :func:`~handpose.training.loop.train` inside ``run``. Modules are imported only when their
 recipe is used, so ``handpose-train --help`` stays fast.

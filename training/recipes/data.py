@@ -22,6 +22,7 @@ __all__ = [
     "labelled_dataset",
     "unlabelled_dataset",
     "seeded_subset",
+    "require_path",
     "hand_centres_and_sides",
 ]
 
@@ -86,7 +87,8 @@ class UnlabelledData:
             raise ValueError("limit must be >= 0, load_size >= 8 and crop_margin > 0")
 
 
-def _require(root: str, key: str) -> Path:
+def require_path(root: str, key: str) -> Path:
+    """``root`` as a Path; :class:`ConfigError` naming ``key`` if it is unset or missing."""
     if not root:
         raise ConfigError(f"{key} is not set: give the data folder ({key}=PATH)")
     p = Path(root)
@@ -115,7 +117,7 @@ def seeded_subset(ds: Dataset[Any], fraction: float = 1.0, limit: int = 0, seed:
 def labelled_dataset(sec: LabelledData, crop_size: int, seed: int = 0,
                      key: str = "data.root") -> Dataset[Any]:
     """The labelled set as hand-centred crops of ``crop_size`` (a seeded subset if asked)."""
-    root = _require(sec.root, key)
+    root = require_path(sec.root, key)
     ds: Dataset[Any]
     if sec.format == "session":
         ds = SessionDataset(root, labelled_only=True, crop_size=crop_size,
@@ -132,7 +134,7 @@ def labelled_dataset(sec: LabelledData, crop_size: int, seed: int = 0,
 def unlabelled_dataset(sec: UnlabelledData, seed: int = 0, key: str = "data.root"
                        ) -> Dataset[Any]:
     """The unlabelled set as crops of ``sec.load_size`` (a seeded subset if asked)."""
-    root = _require(sec.root, key)
+    root = require_path(sec.root, key)
     ds: Dataset[Any]
     kw: dict[str, Any] = dict(crop_size=sec.load_size, crop_margin=sec.crop_margin,
                               skip_bad=sec.skip_bad)

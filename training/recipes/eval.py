@@ -27,12 +27,12 @@ from handpose.core.losses.pose import lift_prediction
 from handpose.core.metrics import summarize
 from handpose.core.models import IMAGENET_NORMALIZATION, normalize_images
 
-from ..config import input_path
+from ..config import ConfigError, input_path
 from ..distributed import pick_device
-from .data import LabelledData, labelled_dataset
+from .data import LabelledData, labelled_dataset, require_path
 from .models import resolve_model_file
 
-__all__ = ["Config", "Predictions", "predict", "evaluate_model", "format_table", "run"]
+__all__ = ["check", "Config", "Predictions", "predict", "evaluate_model", "format_table", "run"]
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,14 @@ def format_table(metrics: dict[str, float | int], title: str = "") -> str:
     lines = [title] if title else []
     lines += [f"{a:<{w}}  {b}" for a, b in rows]
     return "\n".join(lines)
+
+
+def check(cfg: Config) -> None:
+    """The checkpoint and the data folder must be given."""
+    if not cfg.checkpoint:
+        raise ConfigError("checkpoint is not set: give checkpoint=RUN_DIR/model.pt")
+    resolve_model_file(cfg.checkpoint, "checkpoint")
+    require_path(cfg.data.root, "data.root")
 
 
 def run(cfg: Config, run_dir: Path) -> dict[str, Any]:

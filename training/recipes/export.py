@@ -18,10 +18,10 @@ import torch
 from handpose.core.checkpoint import load_checkpoint
 from handpose.core.export import DEFAULT_OPSET, OnnxPoseNet, export_onnx
 
-from ..config import input_path
+from ..config import ConfigError, input_path
 from .models import resolve_model_file
 
-__all__ = ["Config", "compare_onnx", "run"]
+__all__ = ["check", "Config", "compare_onnx", "run"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,13 @@ def compare_onnx(model: torch.nn.Module, onnx_path: Path, batch: int, seed: int 
         model.train(was)
     got = session(x)
     return {k: float((ref[k].float() - got[k]).abs().max()) for k in got}
+
+
+def check(cfg: Config) -> None:
+    """The checkpoint must be given."""
+    if not cfg.checkpoint:
+        raise ConfigError("checkpoint is not set: give checkpoint=RUN_DIR/model.pt")
+    resolve_model_file(cfg.checkpoint, "checkpoint")
 
 
 def run(cfg: Config, run_dir: Path) -> dict[str, Any]:

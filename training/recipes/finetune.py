@@ -34,11 +34,11 @@ from ..logging import draw_skeletons
 from ..loop import train
 from ..recipe import Recipe
 from ..train_config import TrainConfig
-from .data import LabelledData, labelled_dataset
+from .data import LabelledData, labelled_dataset, require_path
 from .eval import evaluate_model
 from .models import EncoderSpec, load_encoder_weights
 
-__all__ = ["Config", "AugmentSpec", "FinetuneRecipe", "run"]
+__all__ = ["check", "Config", "AugmentSpec", "FinetuneRecipe", "run"]
 
 
 @dataclass(frozen=True)
@@ -133,25 +133,35 @@ class FinetuneRecipe(Recipe):
     def collate(self, samples: list[Any]) -> Any:
         return collate(samples)
 
-    def training_step(self, batch: dict[str, Any], step: int) -> dict[str, torch.Tensor]:
-        if self.cfg.freeze_encoder:
-            self.raw_model.encoder.eval()  # type: ignore[union-attr]  # keep BN statistics
-        size = self.cfg.input_size
+    def augment(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Randomly warp and colour the crops; the targets follow exactly.
+
+        Returns:
+            ``images`` (B, 3, S, S) in [0, 1], ``matrix`` (B, 2, 3) crop -> augmented pixels,
+            ``K`` (B, 3, 3) of the augmented images, and the 2.5D targets ``uv`` (B, 21, 2),
+            ``z_rel`` (B, 21), ``scale`` (B,) metres, recomputed from ``joints3d`` with ``K``.
+        """
         with self.full_precision():
             rgb = batch["rgb"].float() / 255.0
             images, _, params = self.geometric(rgb)
             K = crop_intrinsics(batch["K"].float(), params.matrix)
             uv, z_rel, scale = to_25d(batch["joints3d"].float(), K)
             images = self.appearance(images)
-            x = normalize_images(images)
-        pred = self.model(x)
+        return {"images": images, "matrix": params.matrix, "K": K, "uv": uv, "z_rel": z_rel,
+                "scale": scale}
+
+    def training_step(self, batch: dict[str, Any], step: int) -> dict[str, torch.Tensor]:
+        if self.cfg.freeze_encoder:
+            self.raw_model.encoder.eval()  # type: ignore[union-attr]  # keep BN statistics
+        aug = self.augment(batch)
+        pred = self.model(normalize_images(aug["images"]))
         with self.full_precision():
             pred = {k: v.float() for k, v in pred.items()}
-            target = PoseTarget(uv=uv, z_rel=z_rel, joints=batch["joints3d"].float(), K=K,
-                                scale=scale)
-            terms = pose_loss(pred, target, float(size), self.cfg.loss)
-        self._last = {"images": images[:4].detach(), "uv": pred["uv"][:4].detach(),
-                      "uv_gt": uv[:4]}
+            target = PoseTarget(uv=aug["uv"], z_rel=aug["z_rel"], joints=batch["joints3d"].float(),
+                                K=aug["K"], scale=aug["scale"])
+            terms = pose_loss(pred, target, float(self.cfg.input_size), self.cfg.loss)
+        self._last = {"images": aug["images"][:4].detach(), "uv": pred["uv"][:4].detach(),
+                      "uv_gt": aug["uv"][:4]}
         return {"loss": terms.pop("total"), **terms}
 
     def images(self, batch: Any, step: int) -> dict[str, Any]:
@@ -181,6 +191,11 @@ class FinetuneRecipe(Recipe):
             metrics=self.metrics,
         )
         return {"model": str(path)}
+
+
+def check(cfg: Config) -> None:
+    """The training data folder must be given."""
+    require_path(cfg.data.root, "data.root")
 
 
 def run(cfg: Config, run_dir: Path) -> dict[str, Any]:

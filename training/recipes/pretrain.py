@@ -32,10 +32,10 @@ from ..distributed import gather_with_grad
 from ..loop import train
 from ..recipe import Recipe
 from ..train_config import TrainConfig
-from .data import UnlabelledData, hand_centres_and_sides, unlabelled_dataset
+from .data import UnlabelledData, hand_centres_and_sides, require_path, unlabelled_dataset
 from .models import EncoderSpec
 
-__all__ = ["Config", "ProjectionSpec", "ViewSpec", "PretrainRecipe", "run"]
+__all__ = ["check", "Config", "ProjectionSpec", "ViewSpec", "PretrainRecipe", "run"]
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,11 @@ class PretrainRecipe(Recipe):
             },
         )
         return {"model": str(path)}
+
+
+def check(cfg: Config) -> None:
+    """The data folder must be given."""
+    require_path(cfg.data.root, "data.root")
 
 
 def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
