@@ -1,0 +1,348 @@
+"""HandPoseEstimator: the real-time pipeline from a frame to metric 3D hands (DESIGN.md).
+
+::
+
+    Frame -> [palm detector, only when needed] -> crops (tracker) -> network (one batch)
+          -> uncrop -> lift to metric 3D -> correct_pose -> One Euro filter -> [depth fit]
+          -> FrameResult (hands with track IDs, handedness, per-joint confidence; timings)
+
+Scale. The metric size of a hand is not observable from one RGB image: a hand twice as large
+twice as far away looks the same. The lift uses, in this order: the depth map (RGB-D frames;
+root depth and, unless the user's size is known, the reference bone length, a running median
+over the track); the user's hand size (``hand_scale``: bone lengths from
+:func:`~handpose.core.inference.calibration.calibrate_hand_size`, or
+:func:`~handpose.core.inference.calibration.hand_scale_from_length` for a measured hand
+length); the default adult hand of the hand model (reference bone 4.6 cm). With a wrong scale
+the 3D pose has the right shape and direction but the wrong distance (depth error in
+proportion to the scale error).
+
+Timestamps. The One Euro filter needs increasing times: ``Frame.timestamp`` is used when it
+increases; otherwise (e.g. all zero) the estimator advances its clock by 1/30 s per frame.
+
+Per-joint confidence = the network's confidence x ``exp(-d / (0.5 s))``, d the distance the
+correction moved the joint and s the reference bone length: a joint moved by half a bone
+keeps 37 % of its confidence.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..biomech.correct import correct_pose
+from ..geometry.camera import default_intrinsics, project
+from ..geometry.crop import apply_affine, crop_image, invert_affine
+from ..geometry.lifting import lift_from_root_depth, lift_to_3d
+from ..handmodel import load_hand_model
+from ..safe_load import CheckpointError
+from ..skeleton import NUM_BONES, REFERENCE_BONE
+from ..types import Frame, FrameResult, HandPose
+from .backends import PoseBackend, load_backend
+from .depth_lift import depth_scale_and_root
+from .filters import OneEuroFilter, OneEuroParams
+from .fitting import DepthFitParams, fit_to_depth
+from .tracker import HandTracker, chirality_margin
+
+__all__ = [
+    "HandPoseEstimator",
+    "STAGES",
+    "DEFAULT_SMOOTHING",
+    "default_checkpoint_path",
+    "MAKE_DEFAULT_CHECKPOINT",
+]
+
+#: Keys of ``FrameResult.timings_ms`` (milliseconds; 0 for a stage that did not run).
+STAGES: tuple[str, ...] = ("detect", "crop", "network", "track", "lift", "correct", "filter",
+                           "fit", "total")
+#: One Euro settings of the 3D joints (metres): 1.5 Hz when still, +10 Hz per m/s *(choose)*.
+DEFAULT_SMOOTHING = OneEuroParams(min_cutoff=1.5, beta=10.0, d_cutoff=1.0)
+#: How the default checkpoint is made (named in the error when it is missing).
+MAKE_DEFAULT_CHECKPOINT = (
+    "train it with the project's cpu preset (handpose-train pretrain --preset cpu, then "
+    "handpose-train finetune --preset cpu) and copy the resulting model.pt there"
+)
+_NOMINAL_DT = 1.0 / 30.0
+_REF = REFERENCE_BONE[1] - 1
+
+
+def default_checkpoint_path() -> Path:
+    """``assets/models/default.pt`` inside the installed ``handpose.assets`` package."""
+    from handpose.assets import ASSETS_DIR
+
+    return Path(ASSETS_DIR) / "models" / "default.pt"
+
+
+def _resolve_hand_scale(hand_scale: Any) -> tuple[np.ndarray | None, float, float]:
+    """-> (per-user bone lengths (20,) or None, reference bone length m, size vs template)."""
+    model = load_hand_model()
+    ref0 = model.reference_bone_length
+    if hand_scale is None:
+        return None, ref0, 1.0
+    arr = np.asarray(hand_scale, dtype=np.float64)
+    if arr.ndim == 0:
+        f = float(arr)
+        if not (np.isfinite(f) and 0.3 <= f <= 3.0):
+            raise ValueError(f"hand_scale as a number is the size relative to the default "
+                             f"adult hand, in [0.3, 3]; got {f}")
+        return model.bone_lengths * f, ref0 * f, f
+    if arr.shape != (NUM_BONES,) or not np.all(np.isfinite(arr)) or not np.all(arr > 0):
+        raise ValueError(f"hand_scale must be None, a relative size, or (20,) positive bone "
+                         f"lengths in metres; got shape {arr.shape}")
+    return arr, float(arr[_REF]), float(np.mean(arr / model.bone_lengths))
+
+
+class HandPoseEstimator:
+    """Tracks hands in frames and returns metric 3D poses (see the module docstring).
+
+    Args:
+        checkpoint: a handpose checkpoint (``.pt``) or its ``.onnx`` export; None: the
+            default ``assets/models/default.pt`` (:class:`CheckpointError` naming the path and
+            how to make it when missing).
+        device: "auto" (CUDA when present), "cpu", "cuda[:N]".
+        backend: "auto" (torch on CUDA, ONNX Runtime on the CPU), "onnx", "torch", or a
+            ready :class:`~handpose.core.inference.backends.PoseBackend` object.
+        max_hands: at most this many hands.
+        correct: apply :func:`~handpose.core.biomech.correct_pose`.
+        smoothing: One Euro settings of the 3D joints, None for no filtering.
+        hand_scale: None (default adult hand), a size relative to it, or (20,) per-user bone
+            lengths in metres (BONES order).
+        fit_depth: refine poses against the frame's depth map (when it has one).
+        detect_every: while fewer than ``max_hands`` hands are tracked, run the detector every
+            this many frames.
+        min_confidence, redetect_confidence: see
+            :class:`~handpose.core.inference.tracker.HandTracker`.
+        use_depth: lift with the depth map when a frame has one.
+        detector: an object with ``detect(rgb) -> [HandDetection]`` (default: MediaPipe's
+            palm detector, :class:`~handpose.core.inference.detector.PalmDetector`).
+        threads: CPU threads of the network (None: the runtime's default).
+        fit_params: :class:`~handpose.core.inference.fitting.DepthFitParams`.
+        cache_dir: cache folder of ONNX exports.
+    """
+
+    def __init__(self, checkpoint: str | PathLike[str] | None = None, device: str = "auto",
+                 backend: str | PoseBackend = "auto", max_hands: int = 2, correct: bool = True,
+                 smoothing: OneEuroParams | None = DEFAULT_SMOOTHING, hand_scale: Any = None,
+                 fit_depth: bool = False, detect_every: int = 10, min_confidence: float = 0.3,
+                 redetect_confidence: float = 0.5, use_depth: bool = True,
+                 detector: Any = None, threads: int | None = None,
+                 fit_params: DepthFitParams | None = None,
+                 cache_dir: str | PathLike[str] | None = None) -> None:
+        if smoothing is not None and not isinstance(smoothing, OneEuroParams):
+            raise ValueError(f"smoothing must be OneEuroParams or None; got {smoothing!r}")
+        self.bone_lengths, self.scale, self.size_factor = _resolve_hand_scale(hand_scale)
+        self._ref0 = load_hand_model().reference_bone_length
+        self._options = dict(max_hands=max_hands, correct=correct, smoothing=smoothing,
+                             hand_scale=hand_scale, fit_depth=fit_depth,
+                             detect_every=detect_every, min_confidence=min_confidence,
+                             redetect_confidence=redetect_confidence, use_depth=use_depth,
+                             fit_params=fit_params)
+        self.correct = bool(correct)
+        self.smoothing = smoothing
+        self.fit_depth = bool(fit_depth)
+        self.use_depth = bool(use_depth)
+        self.fit_params = fit_params or DepthFitParams()
+        if isinstance(backend, str):
+            path = Path(checkpoint) if checkpoint is not None else default_checkpoint_path()
+            if checkpoint is None and not path.is_file():
+                raise CheckpointError(f"no checkpoint given and the default checkpoint {path} "
+                                      f"does not exist: {MAKE_DEFAULT_CHECKPOINT}; or pass "
+                                      "checkpoint=PATH")
+            self.backend: PoseBackend = load_backend(path, backend, device, threads, cache_dir)
+        else:
+            if not callable(getattr(backend, "run", None)) or \
+                    not isinstance(getattr(backend, "input_size", None), int):
+                raise ValueError("backend must be 'auto', 'onnx', 'torch' or an object with "
+                                 f"run(crops) and input_size; got {type(backend).__name__}")
+            self.backend = backend
+        self.tracker = HandTracker(
+            max_hands=max_hands, detect_every=detect_every, min_confidence=min_confidence,
+            redetect_confidence=redetect_confidence, out_size=self.backend.input_size,
+            filter_factory=(lambda: OneEuroFilter(smoothing)) if smoothing else None)
+        self._owns_detector = detector is None
+        if detector is None:
+            from .detector import PalmDetector
+
+            detector = PalmDetector(max_hands=max_hands)
+        if not callable(getattr(detector, "detect", None)):
+            raise ValueError(f"detector must have a detect(rgb) method; got "
+                             f"{type(detector).__name__}")
+        self.detector = detector
+        self._last_t: float | None = None
+        self._count = 0
+
+    # -- construction helpers ---------------------------------------------------------------
+
+    def with_options(self, **options: Any) -> HandPoseEstimator:
+        """A new estimator (fresh tracks) sharing this one's network and detector, with some
+        options changed (``max_hands``, ``correct``, ``smoothing``, ``hand_scale``, ...)."""
+        unknown = set(options) - set(self._options)
+        if unknown:
+            raise ValueError(f"unknown options {sorted(unknown)}; known: {sorted(self._options)}")
+        merged = {**self._options, **options}
+        twin = HandPoseEstimator(backend=self.backend, detector=self.detector, **merged)
+        twin._owns_detector = False
+        return twin
+
+    def reset(self) -> None:
+        """Forget all tracks (e.g. when the source changes)."""
+        self.tracker.reset()
+        self._last_t = None
+
+    def close(self) -> None:
+        """Release the detector (if this estimator made it)."""
+        if self._owns_detector and hasattr(self.detector, "close"):
+            self.detector.close()
+
+    def __enter__(self) -> HandPoseEstimator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the pipeline ---------------------------------------------------------------------
+
+    def _check_frame(self, frame: Any) -> Frame:
+        if isinstance(frame, np.ndarray):
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+                raise ValueError(f"frame must be a Frame or an (H, W, 3) uint8 RGB array; got "
+                                 f"{frame.dtype} array of shape {frame.shape}")
+            h, w = frame.shape[:2]
+            frame = Frame(rgb=frame, K=default_intrinsics(w, h), index=self._count)
+        if not isinstance(frame, Frame):
+            raise ValueError(f"frame must be a handpose Frame or an (H, W, 3) uint8 array; got "
+                             f"{type(frame).__name__}")
+        h, w = frame.rgb.shape[:2]
+        if h < 32 or w < 32:
+            raise ValueError(f"frame.rgb must be at least 32 x 32 pixels; got {w} x {h}")
+        if frame.depth is not None and not np.issubdtype(frame.depth.dtype, np.floating):
+            raise ValueError(f"frame.depth must be float metres (H, W); got {frame.depth.dtype}")
+        return frame
+
+    def _clock(self, frame: Frame) -> float:
+        t = float(frame.timestamp)
+        if self._last_t is not None and not t > self._last_t:
+            t = self._last_t + _NOMINAL_DT
+        self._last_t = t
+        return t
+
+    def process(self, frame: Frame | np.ndarray) -> FrameResult:
+        """Track the hands of one frame.
+
+        Args:
+            frame: a :class:`~handpose.core.types.Frame` (rgb (H, W, 3) uint8, K, optional
+                depth (H, W) float metres), or a bare (H, W, 3) uint8 RGB array (default K).
+
+        Returns:
+            FrameResult with the hands (joints metres, uv pixels, track IDs, handedness,
+            per-joint confidence) and ``timings_ms`` for every key of :data:`STAGES`.
+
+        Raises:
+            ValueError: a frame of the wrong type, dtype or shape.
+        """
+        t_start = time.perf_counter()
+        frame = self._check_frame(frame)
+        self._count += 1
+        timings = dict.fromkeys(STAGES, 0.0)
+        t_now = self._clock(frame)
+
+        def lap(stage: str, t0: float) -> float:
+            t1 = time.perf_counter()
+            timings[stage] += (t1 - t0) * 1000.0
+            return t1
+
+        t0 = time.perf_counter()
+        detections = self.detector.detect(frame.rgb) if self.tracker.should_detect() else None
+        t0 = lap("detect", t0) if detections is not None else t0
+        plans = self.tracker.plan(detections)
+        if not plans:
+            timings["total"] = (time.perf_counter() - t_start) * 1000.0
+            return FrameResult(frame=frame, hands=(), timings_ms=timings)
+        size = self.backend.input_size
+        affines = np.stack([p.affine for p in plans])
+        crops = np.stack([crop_image(frame.rgb, a, size) for a in affines])
+        t0 = lap("crop", t0)
+        pose = self.backend.run(crops)
+        t0 = lap("network", t0)
+        uv_full = np.asarray(apply_affine(invert_affine(affines), np.asarray(pose.uv)))
+        alive = self.tracker.update(plans, uv_full, np.asarray(pose.confidence), frame.size)
+        t0 = lap("track", t0)
+        if not alive:
+            timings["total"] = (time.perf_counter() - t_start) * 1000.0
+            return FrameResult(frame=frame, hands=(), timings_ms=timings)
+        rows = [r for r, _ in alive]
+        tracks = [t for _, t in alive]
+        uv = uv_full[rows]
+        z_rel = np.asarray(pose.z_rel)[rows]
+        conf = np.asarray(pose.confidence)[rows]
+        joints, scales = self._lift(frame, uv, z_rel, tracks)
+        margins = chirality_margin(joints)
+        for t, m in zip(tracks, margins):
+            t.vote.update(float(m))
+        t0 = lap("lift", t0)
+        raw = joints
+        if self.correct:
+            joints = self._correct(joints, [t.vote.handedness for t in tracks])
+            moved = np.linalg.norm(joints - raw, axis=-1)
+            conf = conf * np.exp(-moved / (0.5 * scales[:, None]))
+        t0 = lap("correct", t0)
+        if self.smoothing is not None:
+            joints = np.stack([t.joint_filter(j, t_now) if t.joint_filter is not None else j
+                               for t, j in zip(tracks, joints)])
+        t0 = lap("filter", t0)
+        spheres: list[np.ndarray | None] = [None] * len(tracks)
+        if self.fit_depth and frame.depth is not None:
+            fit = fit_to_depth(joints, frame.depth, frame.K, scales / self._ref0,
+                               self.fit_params)
+            joints = fit.joints
+            spheres = list(fit.spheres)
+            t0 = lap("fit", t0)
+        uv_out = np.asarray(project(joints, np.asarray(frame.K, np.float64), min_depth=1e-3))
+        hands = tuple(
+            HandPose(joints=joints[i], uv=uv_out[i], handedness=t.vote.handedness,
+                     handedness_score=t.vote.score, confidence=conf[i].astype(np.float32),
+                     corrected=self.correct, track_id=t.track_id, spheres=spheres[i])
+            for i, t in enumerate(tracks))
+        timings["total"] = (time.perf_counter() - t_start) * 1000.0
+        return FrameResult(frame=frame, hands=hands, timings_ms=timings)
+
+    def _lift(self, frame: Frame, uv: np.ndarray, z_rel: np.ndarray,
+              tracks: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 21, 3) metres and (N,) reference bone lengths used."""
+        K = np.asarray(frame.K, np.float64)
+        n = len(tracks)
+        scales = np.full(n, self.scale)
+        joints = np.empty((n, 21, 3))
+        done = np.zeros(n, bool)
+        if self.use_depth and frame.depth is not None:
+            user = self.bone_lengths is not None
+            for i, t in enumerate(tracks):
+                if not user:
+                    est = depth_scale_and_root(uv[i], z_rel[i], K, frame.depth)
+                    if est is not None:
+                        t.scales.append(est[0])
+                    if not t.scales:
+                        continue
+                    scales[i] = float(np.median(t.scales))
+                est = depth_scale_and_root(uv[i], z_rel[i], K, frame.depth, scale=scales[i])
+                if est is None:
+                    continue
+                joints[i] = lift_from_root_depth(uv[i], z_rel[i], K, scales[i], est[1])
+                done[i] = True
+        todo = ~done
+        if np.any(todo):
+            joints[todo] = np.asarray(lift_to_3d(uv[todo], z_rel[todo], K, scales[todo],
+                                                 root_range=(2.0, 200.0)))
+        return joints, scales
+
+    def _correct(self, joints: np.ndarray, handedness: list[str]) -> np.ndarray:
+        out = joints.copy()
+        for side in ("right", "left"):
+            idx = [i for i, h in enumerate(handedness) if h == side]
+            if idx:
+                out[idx] = correct_pose(joints[idx], self.bone_lengths, handedness=side)
+        return out

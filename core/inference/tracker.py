@@ -1,0 +1,405 @@
+"""Hand tracks across frames: detection scheduling, crops, association, IDs, handedness votes.
+
+The tracker decides, frame by frame, where the pose network looks (MediaPipe's scheme):
+
+* **Crops.** A tracked hand is cropped around its keypoints of the previous frame
+  (:func:`~handpose.core.geometry.crop_from_keypoints`, side ``margin`` x the keypoint box),
+  turned so that the wrist -> middle-MCP axis points up (:func:`upright_rotation`); a new hand
+  is cropped from the palm detector's rotated region (already upright and about 1.4x the
+  keypoint box, measured on ``real_eval_hgc``).
+* **Detection schedule** (:meth:`HandTracker.should_detect`): the detector runs when no hand
+  is tracked, on the frame after a track's confidence fell below ``redetect_confidence``, and,
+  while fewer hands than ``max_hands`` are tracked, once every ``detect_every`` frames, never on
+  every frame.
+* **Association.** A detection that overlaps a track (box IoU above ``iou_threshold`` or its
+  centre inside the track's keypoint box) belongs to that track: it is dropped, or, for a weak
+  track, re-seeds its crop (same ID). The remaining detections (non-maximum suppressed) start
+  new tracks in the free slots. After the network, a track whose mean joint confidence is below
+  ``min_confidence``, whose keypoints collapsed or whose centre left the image is lost; of two
+  tracks that converged on one hand, the younger is dropped.
+* **IDs.** Each new track gets the next integer. A hand that leaves the image and comes back
+  gets a NEW ID: without an appearance model a re-entering hand cannot be told from another one.
+* **Handedness** is voted over the track (:class:`HandednessVote`) from the chirality of each
+  frame's 3D pose (:func:`chirality_margin`): how much less the pose violates the
+  biomechanical constraints as a right hand than as its mirror image, a left hand.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..biomech.constraints import limits_for, total_excess_right
+from ..biomech.frames import mirror_x
+from ..geometry.crop import (
+    DEFAULT_CROP_SIZE,
+    DEFAULT_MARGIN,
+    crop_from_keypoints,
+    square_crop_affine,
+)
+from ..handmodel import HandModel
+from ..skeleton import NUM_JOINTS, Joint
+from .detector import HandDetection
+from .filters import OneEuroFilter
+
+__all__ = [
+    "upright_rotation",
+    "keypoint_box",
+    "box_iou",
+    "chirality_margin",
+    "HandednessVote",
+    "Track",
+    "CropPlan",
+    "HandTracker",
+]
+
+_WRIST, _MIDDLE_MCP = int(Joint.WRIST), int(Joint.MIDDLE_MCP)
+
+
+def upright_rotation(uv: Any) -> Any:
+    """Crop rotation (radians) that turns the wrist -> middle-MCP axis upright.
+
+    MediaPipe's convention: ``pi/2 - atan2(-(v9 - v0), u9 - u0)`` wrapped into [-pi, pi); with
+    :func:`~handpose.core.geometry.crop_from_keypoints` (positive turns the content
+    counter-clockwise) the middle MCP lands straight above the wrist in the crop. It equals
+    the palm detector's ``HandDetection.rotation`` for the same hand.
+
+    Args:
+        uv: (..., 21, 2) pixels.
+
+    Returns:
+        (...,) radians (a float for a single hand).
+    """
+    q = np.asarray(uv, dtype=np.float64)
+    if q.ndim < 2 or q.shape[-2:] != (NUM_JOINTS, 2):
+        raise ValueError(f"uv must have shape (..., 21, 2) pixels; got {q.shape}")
+    d = q[..., _MIDDLE_MCP, :] - q[..., _WRIST, :]
+    r = math.pi / 2 - np.arctan2(-d[..., 1], d[..., 0])
+    r = (r + math.pi) % (2 * math.pi) - math.pi
+    return float(r) if r.ndim == 0 else r
+
+
+def keypoint_box(uv: Any) -> np.ndarray:
+    """(..., N, 2) pixels -> (..., 4) axis-aligned box (x, y, w, h) of the keypoints."""
+    q = np.asarray(uv, dtype=np.float64)
+    if q.ndim < 2 or q.shape[-1] != 2:
+        raise ValueError(f"uv must have shape (..., N, 2) pixels; got {q.shape}")
+    lo, hi = q.min(-2), q.max(-2)
+    return np.concatenate([lo, hi - lo], -1)
+
+
+def box_iou(a: Any, b: Any) -> float:
+    """Intersection over union of two (4,) boxes (x, y, w, h) in pixels (0 if either is empty)."""
+    ax, ay, aw, ah = (float(v) for v in a)
+    bx, by, bw, bh = (float(v) for v in b)
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = max(aw, 0.0) * max(ah, 0.0) + max(bw, 0.0) * max(bh, 0.0) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _contains(box: np.ndarray, point: Any) -> bool:
+    x, y = float(point[0]), float(point[1])
+    return bool(box[0] <= x <= box[0] + box[2] and box[1] <= y <= box[1] + box[3])
+
+
+def chirality_margin(joints: Any, model: HandModel | None = None) -> np.ndarray:
+    """How much more plausible each pose is as a right hand than as a left hand.
+
+    ``total violation as a left hand - total violation as a right hand`` (the sum of all
+    biomechanical interval excesses, radians and ratios mixed, of the pose and of its mirror
+    image): positive = right hand. A flat hand is its own mirror image up to a rotation, so its
+    margin is near 0; flexed fingers make the chirality clear.
+
+    Args:
+        joints: (N, 21, 3) metres (any rigid frame; the camera frame).
+        model: hand model (default: the shipped one).
+
+    Returns:
+        (N,) float64.
+    """
+    j = np.asarray(joints, dtype=np.float64)
+    if j.ndim != 3 or j.shape[1:] != (NUM_JOINTS, 3):
+        raise ValueError(f"joints must have shape (N, 21, 3) metres; got {j.shape}")
+    if len(j) == 0:
+        return np.zeros(0)
+    limits = limits_for(model)
+    as_right = np.asarray(total_excess_right(j, limits))
+    as_left = np.asarray(total_excess_right(mirror_x(j), limits))
+    return np.asarray(as_left - as_right, dtype=np.float64)
+
+
+class HandednessVote:
+    """Handedness voted over a track.
+
+    Each frame votes ``tanh(margin / margin_scale)`` in (-1, 1) (positive = right), so frames
+    whose chirality is unclear (a flat hand, a noisy pose) count little. Votes are summed with
+    an exponential forgetting ``decay`` per frame (a long track can still flip if the evidence
+    changes, e.g. after an early mistake). ``p_right = (1 + S / W) / 2`` with S the decayed sum
+    of votes and W the decayed number of frames.
+
+    Args:
+        margin_scale: margin (see :func:`chirality_margin`) of a confident vote (*choose*:
+            0.2, about 11 degrees of joint-limit excess).
+        decay: forgetting factor per frame in (0, 1].
+    """
+
+    def __init__(self, margin_scale: float = 0.2, decay: float = 0.97) -> None:
+        if not margin_scale > 0:
+            raise ValueError(f"margin_scale must be > 0; got {margin_scale}")
+        if not 0 < decay <= 1:
+            raise ValueError(f"decay must be in (0, 1]; got {decay}")
+        self.margin_scale = float(margin_scale)
+        self.decay = float(decay)
+        self._sum = 0.0
+        self._weight = 0.0
+
+    def update(self, margin: float) -> None:
+        """Add one frame's chirality margin (NaN is ignored)."""
+        if not math.isfinite(margin):
+            return
+        self._sum = self.decay * self._sum + math.tanh(margin / self.margin_scale)
+        self._weight = self.decay * self._weight + 1.0
+
+    @property
+    def p_right(self) -> float:
+        """Probability-like score in [0, 1] that the hand is a right hand (0.5: no evidence)."""
+        return 0.5 if self._weight == 0 else 0.5 * (1.0 + self._sum / self._weight)
+
+    @property
+    def handedness(self) -> str:
+        """"right" or "left" (ties: "right")."""
+        return "right" if self.p_right >= 0.5 else "left"
+
+    @property
+    def score(self) -> float:
+        """Confidence of :attr:`handedness` in [0.5, 1]."""
+        p = self.p_right
+        return max(p, 1.0 - p)
+
+
+@dataclass
+class Track:
+    """One tracked hand (mutable state, owned by :class:`HandTracker`).
+
+    Attributes:
+        track_id: stable ID.
+        uv: (21, 2) the network's keypoints of the last frame, full-image pixels (raw, not
+            filtered: the next crop follows the hand without the filter's lag).
+        confidence: mean joint confidence of the last frame.
+        age: frames tracked.
+        weak: the last confidence was below ``redetect_confidence``: re-detect next frame.
+        vote: the handedness vote.
+        joint_filter: One Euro filter of the 3D joints (None when filtering is off).
+        scales: recent reference-bone lengths measured from depth (metres).
+        seed: a detection to take the next crop from (re-seeding a weak track).
+    """
+
+    track_id: int
+    uv: np.ndarray
+    confidence: float = 1.0
+    age: int = 0
+    weak: bool = False
+    vote: HandednessVote = field(default_factory=HandednessVote)
+    joint_filter: OneEuroFilter | None = None
+    scales: deque[float] = field(default_factory=lambda: deque(maxlen=30))
+    seed: HandDetection | None = None
+
+    @property
+    def box(self) -> np.ndarray:
+        """(4,) keypoint box (x, y, w, h) of the last frame, pixels."""
+        return keypoint_box(self.uv)
+
+
+@dataclass(frozen=True)
+class CropPlan:
+    """One crop of the frame's network batch.
+
+    Attributes:
+        affine: (2, 3) full-image pixels -> crop pixels.
+        track: the track it continues, or None for a new hand.
+        detection: the detection it comes from, or None (a crop from keypoints).
+    """
+
+    affine: np.ndarray
+    track: Track | None
+    detection: HandDetection | None
+
+
+class HandTracker:
+    """Tracks of up to ``max_hands`` hands (see the module docstring).
+
+    Args:
+        max_hands: at most this many hands.
+        detect_every: while fewer than ``max_hands`` hands are tracked, look for new ones every
+            this many frames (>= 1).
+        min_confidence: mean joint confidence below which a track is lost.
+        redetect_confidence: below it (but above ``min_confidence``) the next frame runs the
+            detector and re-seeds the track's crop from an overlapping detection.
+        iou_threshold: box IoU above which a detection is the same hand as a track.
+        duplicate_iou: keypoint-box IoU above which two tracks are one hand.
+        margin: crop side / keypoint-box side of tracking crops.
+        out_size: crop side in pixels (the network input size).
+        detection_scale: crop side / the detector region's side.
+        min_box_px: a keypoint box smaller than this (pixels) is lost.
+        filter_factory: makes a One Euro filter for a new track's joints (None: no filtering).
+    """
+
+    def __init__(self, max_hands: int = 2, detect_every: int = 10, min_confidence: float = 0.3,
+                 redetect_confidence: float = 0.5, iou_threshold: float = 0.3,
+                 duplicate_iou: float = 0.5, margin: float = DEFAULT_MARGIN,
+                 out_size: int = DEFAULT_CROP_SIZE, detection_scale: float = 1.0,
+                 min_box_px: float = 8.0, filter_factory: Any = None) -> None:
+        if not isinstance(max_hands, int) or isinstance(max_hands, bool) or max_hands < 1:
+            raise ValueError(f"max_hands must be an int >= 1; got {max_hands!r}")
+        if not isinstance(detect_every, int) or detect_every < 1:
+            raise ValueError(f"detect_every must be an int >= 1 (frames); got {detect_every!r}")
+        if not 0 <= min_confidence <= redetect_confidence <= 1:
+            raise ValueError("need 0 <= min_confidence <= redetect_confidence <= 1; got "
+                             f"{min_confidence}, {redetect_confidence}")
+        for name, v in (("iou_threshold", iou_threshold), ("duplicate_iou", duplicate_iou)):
+            if not 0 < v <= 1:
+                raise ValueError(f"{name} must be in (0, 1]; got {v}")
+        if not margin > 0 or not detection_scale > 0 or not min_box_px > 0:
+            raise ValueError("margin, detection_scale and min_box_px must be > 0")
+        self.max_hands = max_hands
+        self.detect_every = detect_every
+        self.min_confidence = float(min_confidence)
+        self.redetect_confidence = float(redetect_confidence)
+        self.iou_threshold = float(iou_threshold)
+        self.duplicate_iou = float(duplicate_iou)
+        self.margin = float(margin)
+        self.out_size = int(out_size)
+        self.detection_scale = float(detection_scale)
+        self.min_box_px = float(min_box_px)
+        self.filter_factory = filter_factory
+        self.tracks: list[Track] = []
+        self._next_id = 0
+        self._since_detect = 0
+        self._force_detect = True
+
+    def reset(self) -> None:
+        """Forget every track (IDs keep counting up)."""
+        self.tracks = []
+        self._since_detect = 0
+        self._force_detect = True
+
+    def should_detect(self) -> bool:
+        """Whether the detector runs on this frame (call once per frame, before :meth:`plan`)."""
+        self._since_detect += 1
+        if not self.tracks or self._force_detect or any(t.weak for t in self.tracks):
+            return True
+        return len(self.tracks) < self.max_hands and self._since_detect >= self.detect_every
+
+    def detection_affine(self, det: HandDetection) -> np.ndarray:
+        """(2, 3) crop of a detection: its rotated region, side x ``detection_scale``."""
+        side = max(det.size) * self.detection_scale
+        return np.asarray(square_crop_affine(np.asarray(det.center, np.float64), side,
+                                             self.out_size, det.rotation))
+
+    def track_affine(self, track: Track) -> np.ndarray:
+        """(2, 3) crop around a track's last keypoints, turned upright."""
+        return np.asarray(crop_from_keypoints(track.uv, self.margin, self.out_size,
+                                              upright_rotation(track.uv)))
+
+    def _matches(self, det: HandDetection, box: np.ndarray) -> bool:
+        return box_iou(det.box(), box) > self.iou_threshold or _contains(box, det.center)
+
+    def plan(self, detections: list[HandDetection] | None) -> list[CropPlan]:
+        """The crops of this frame: one per track, then one per new hand.
+
+        Args:
+            detections: the detector's output on this frame, or None if it did not run.
+
+        Returns:
+            the crops, tracks first (in track order), new hands after.
+        """
+        fresh: list[HandDetection] = []
+        if detections is not None:
+            self._since_detect = 0
+            self._force_detect = False
+            boxes = [t.box for t in self.tracks]
+            for det in sorted(detections, key=lambda d: -d.score):
+                owners = [i for i, b in enumerate(boxes) if self._matches(det, b)]
+                for i in owners:
+                    if self.tracks[i].weak and self.tracks[i].seed is None:
+                        self.tracks[i].seed = det
+                if owners or any(box_iou(det.box(), f.box()) > self.iou_threshold
+                                 for f in fresh):
+                    continue
+                fresh.append(det)
+        plans = []
+        for t in self.tracks:
+            if t.seed is not None:
+                plans.append(CropPlan(self.detection_affine(t.seed), t, t.seed))
+                t.seed = None
+            else:
+                plans.append(CropPlan(self.track_affine(t), t, None))
+        free = self.max_hands - len(self.tracks)
+        for det in fresh[:max(free, 0)]:
+            plans.append(CropPlan(self.detection_affine(det), None, det))
+        return plans
+
+    def _alive(self, uv: np.ndarray, conf: float, frame_size: tuple[int, int]) -> bool:
+        if not np.all(np.isfinite(uv)) or conf < self.min_confidence:
+            return False
+        box = keypoint_box(uv)
+        if max(box[2], box[3]) < self.min_box_px:
+            return False
+        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+        w, h = frame_size
+        return bool(-0.5 <= cx <= w - 0.5 and -0.5 <= cy <= h - 0.5)
+
+    def update(self, plans: list[CropPlan], uv: np.ndarray, confidence: np.ndarray,
+               frame_size: tuple[int, int]) -> list[tuple[int, Track]]:
+        """Take the network's keypoints of this frame's crops.
+
+        Args:
+            plans: the crops of :meth:`plan`, in batch order.
+            uv: (B, 21, 2) keypoints in full-image pixels.
+            confidence: (B, 21) per-joint confidence in [0, 1].
+            frame_size: (width, height) pixels.
+
+        Returns:
+            (batch row, track) of every hand alive after this frame, tracks first; new tracks
+            have their new IDs. Lost tracks are gone from :attr:`tracks`.
+        """
+        if uv.shape != (len(plans), NUM_JOINTS, 2) or confidence.shape != uv.shape[:2]:
+            raise ValueError(f"uv must be ({len(plans)}, 21, 2) and confidence "
+                             f"({len(plans)}, 21); got {uv.shape} and {confidence.shape}")
+        alive: list[tuple[int, Track]] = []
+        for row, plan in enumerate(plans):
+            conf = float(np.mean(confidence[row]))
+            ok = self._alive(uv[row], conf, frame_size)
+            if plan.track is None:
+                if not ok:
+                    continue
+                flt = self.filter_factory() if self.filter_factory else None
+                track = Track(self._next_id, uv[row].copy(), conf, joint_filter=flt)
+                self._next_id += 1
+            else:
+                track = plan.track
+                if not ok:
+                    self._force_detect = True  # look for the hand again at once
+                    continue
+                track.uv = uv[row].copy()
+                track.confidence = conf
+            track.age += 1
+            track.weak = conf < self.redetect_confidence
+            alive.append((row, track))
+        alive = self._drop_duplicates(alive)
+        self.tracks = [t for _, t in alive]
+        return alive
+
+    def _drop_duplicates(self, alive: list[tuple[int, Track]]) -> list[tuple[int, Track]]:
+        keep: list[tuple[int, Track]] = []
+        for row, t in sorted(alive, key=lambda rt: rt[1].track_id):  # older first
+            if any(box_iou(t.box, k.box) > self.duplicate_iou for _, k in keep):
+                continue
+            keep.append((row, t))
+        return sorted(keep, key=lambda rt: rt[0])
