@@ -16,6 +16,9 @@ Registered names (N in 18, 34, 50, 101, 152):
   ``hidden=0``, ``error_scale=0.05``, ``root_refine=False``).
 - ``posenet_resnetN_heatmap``: :class:`PoseNet` with the integral-heatmap head (``width=64``,
   ``channels=256``, ``num_deconv=3``, ``beta=1.0``, ``root_refine=False``).
+- ``posenet_resnetN_mask``: :class:`PoseMaskNet`, the regression PoseNet plus a hand-mask head
+  (SemiHand; ``width=64``, ``hidden=0``, ``error_scale=0.05``, ``root_refine=False``,
+  ``mask_channels=64``, ``mask_deconv=3``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .heads import (
     RegressionHead25D,
     RootRefiner,
 )
+from .mask_head import MaskHead, PoseMaskNet
 from .posenet import ContrastiveModel, PoseNet
 from .resnet import RESNET_DEPTHS, ResNetEncoder
 
@@ -173,7 +177,19 @@ def _heatmap_factory(depth: int) -> Factory:
     return make
 
 
+def _mask_factory(depth: int) -> Factory:
+    def make(*, width: int = 64, hidden: int = 0, error_scale: float = DEFAULT_ERROR_SCALE,
+             root_refine: bool = False, mask_channels: int = 64, mask_deconv: int = 3
+             ) -> nn.Module:
+        enc = ResNetEncoder(depth, width=width)
+        head = RegressionHead25D(enc.feature_dim, hidden=hidden, error_scale=error_scale)
+        mask = MaskHead(enc.feature_dim, channels=mask_channels, num_deconv=mask_deconv)
+        return PoseMaskNet(enc, head, mask, RootRefiner() if root_refine else None)
+    return make
+
+
 for _d in RESNET_DEPTHS:
+    register_model(f"posenet_resnet{_d}_mask")(_mask_factory(_d))
     register_model(f"encoder_resnet{_d}")(_encoder_factory(_d))
     register_model(f"simclr_resnet{_d}")(_simclr_factory(_d))
     register_model(f"posenet_resnet{_d}")(_posenet_factory(_d))
