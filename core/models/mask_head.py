@@ -57,9 +57,11 @@ class MaskHead(nn.Module):
             ]
             cin = channels
         self.deconv = nn.Sequential(*layers)
-        self.final = nn.Conv2d(cin, 1, kernel_size=1)
+        self.final = nn.Conv2d(cin, 1, kernel_size=1, bias=True)
         nn.init.normal_(self.final.weight, std=1e-3)
-        nn.init.constant_(self.final.bias, float(torch.logit(torch.tensor(prior))))
+        bias = self.final.bias
+        assert bias is not None
+        nn.init.constant_(bias, float(torch.logit(torch.tensor(prior))))
 
     def forward(self, fmap: Tensor) -> Tensor:
         """(B, C, h, w) -> (B, h 2^n, w 2^n) logits."""
