@@ -59,7 +59,7 @@ class DepthFitParams:
     w_bone: float = 100.0
     w_prior: float = 20.0
     margin: float = 1.3
-    render_size: int = 32
+    render_size: int = 24
     band: float = 0.08
     max_points: int = 400
 

@@ -80,7 +80,6 @@ class Scene:
 
 def crop_to_full(crop: np.ndarray, width: int = W, height: int = H) -> np.ndarray | None:
     """Least-squares (2, 3) affine crop pixels -> full-image pixels, None if too few pixels."""
-    s = crop.shape[0]
     valid = np.abs(crop[..., 2].astype(np.int64) - 128) <= 1
     ii, jj = np.nonzero(valid)
     if len(ii) < 20:
@@ -89,7 +88,6 @@ def crop_to_full(crop: np.ndarray, width: int = W, height: int = H) -> np.ndarra
     v = crop[ii, jj, 1].astype(np.float64) * (height - 1) / 255.0
     X = np.stack([jj, ii, np.ones_like(jj)], 1).astype(np.float64)
     coef, *_ = np.linalg.lstsq(X, np.stack([u, v], 1), rcond=None)
-    del s
     return coef.T
 
 
@@ -110,7 +108,8 @@ class OracleBackend:
         z = np.zeros((b, 21))
         conf = np.full((b, 21), 0.05)
         for n in range(b):
-            to_full = crop_to_full(crops[n])
+            h, w = self.scene.image.shape[:2]
+            to_full = crop_to_full(crops[n], w, h)
             if to_full is None or not self.scene.hands:
                 continue
             A = np.linalg.inv(np.vstack([to_full, [0.0, 0.0, 1.0]]))[:2]

@@ -1,0 +1,189 @@
+"""HandPoseEstimator pipeline logic with an oracle network and a scripted detector.
+
+The oracle (tests/core/pipeline_oracle.py) sees only the crops and returns the ground-truth 2.5D
+pose in them, so these tests check the pipeline itself: crops, one batch per frame, uncropping,
+lifting, correction, filtering, track IDs, handedness and the detection schedule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pipeline_oracle import K_TRUE, OracleBackend, Scene, ScriptedDetector, place_hand
+
+from handpose.core.inference.estimator import STAGES, HandPoseEstimator, default_checkpoint_path
+from handpose.core.inference.filters import OneEuroParams
+from handpose.core.safe_load import CheckpointError
+from handpose.core.types import Frame
+
+
+def _pipeline(max_hands=2, **kw):
+    scene = Scene()
+    backend = OracleBackend(scene)
+    detector = ScriptedDetector(scene)
+    est = HandPoseEstimator(backend=backend, detector=detector, max_hands=max_hands, **kw)
+    return scene, backend, detector, est
+
+
+def _match(hand, scene):
+    """Index of the scene hand nearest a result hand, its max 2D (px) and 3D (m) errors."""
+    errs = [(np.abs(hand.uv - scene.uv(i)).max(),
+             np.linalg.norm(hand.joints - scene.hands[i], axis=-1).max())
+            for i in range(len(scene.hands))]
+    i = int(np.argmin([e[0] for e in errs]))
+    return i, errs[i][0], errs[i][1]
+
+
+def test_moving_hand_is_found_tracked_and_lifted_exactly():
+    scene, backend, detector, est = _pipeline(max_hands=1, smoothing=None)
+    found = 0
+    for t in range(20):  # moves 6 px per frame, turns and comes closer
+        joints = place_hand((180 + 6 * t, 250 - 2 * t), 0.55 - 0.005 * t, roll=0.02 * t - 0.2)
+        r = est.process(scene.frame([joints]))
+        assert set(r.timings_ms) == set(STAGES)
+        assert r.timings_ms["total"] >= r.timings_ms["network"] > 0
+        if r.hands:
+            found += 1
+            _, e2d, e3d = _match(r.hands[0], scene)
+            assert e2d < 2.0  # pixels
+            assert e3d < 0.01  # metres: true K and the true (default) scale
+            assert r.hands[0].track_id == 0 and r.hands[0].handedness == "right"
+    assert found == 20
+    assert detector.calls == [1]  # detected once, then tracked from keypoints
+    assert backend.batches == [1] * 20
+    assert r.timings_ms["detect"] == 0.0 and r.timings_ms["fit"] == 0.0
+
+
+def test_two_hands_keep_their_ids_and_handedness_in_one_batch():
+    scene, backend, detector, est = _pipeline(max_hands=2, smoothing=None)
+    ids: dict[int, int] = {}
+    for t in range(15):
+        right = place_hand((170 + 3 * t, 240), 0.5, roll=0.3)
+        left = place_hand((470 - 3 * t, 250), 0.6, roll=-0.3, left=True)
+        r = est.process(scene.frame([right, left]))
+        assert len(r.hands) == 2
+        for h in r.hands:
+            i, e2d, _ = _match(h, scene)
+            assert e2d < 2.0
+            assert ids.setdefault(i, h.track_id) == h.track_id  # the same ID every frame
+            assert h.handedness == ("right" if i == 0 else "left")
+            assert h.handedness_score > 0.9
+    assert sorted(ids.values()) == [0, 1]
+    assert backend.batches == [2] * 15  # both crops in one network batch
+    assert detector.calls == [1]  # both hands tracked: no more detection
+
+
+def test_hand_leaving_and_reentering_gets_a_new_track():
+    scene, _, detector, est = _pipeline(max_hands=1, detect_every=3)
+    seen = []
+    for t in range(30):
+        x = 320 + 40 * t if t < 10 else (900 if t < 18 else 320)  # leaves right, comes back
+        joints = place_hand((x, 240), 0.5)
+        r = est.process(scene.frame([joints]))
+        seen.append(r.hands[0].track_id if r.hands else None)
+        if r.hands and t >= 18:
+            assert _match(r.hands[0], scene)[1] < 3.0
+    assert seen[0] == 0
+    assert all(s is None for s in seen[11:18])  # gone while outside
+    assert seen[-1] == 1  # re-found with a new ID (documented)
+    assert all(s == 1 for s in seen[19:])
+    assert 18 in detector.calls or 19 in detector.calls  # re-detected as soon as it is back
+
+
+def test_detection_runs_every_few_frames_while_a_slot_is_free():
+    scene, _, detector, est = _pipeline(max_hands=2, detect_every=5)
+    for _ in range(16):
+        est.process(scene.frame([place_hand((300, 240), 0.5)]))
+    assert detector.calls == [1, 6, 11, 16]  # never on every frame
+
+
+def test_smoothing_filters_jitter_and_restarts_on_a_new_track():
+    rng = np.random.default_rng(0)
+    _, _, _, raw = _pipeline(max_hands=1, smoothing=None)
+    scene, _, _, smooth = _pipeline(max_hands=1, smoothing=OneEuroParams(1.0, 0.0, 1.0))
+    raw.backend = OracleBackend(scene)
+    raw.detector = ScriptedDetector(scene)
+    jit_raw, jit_smooth = [], []
+    base = place_hand((320, 240), 0.5)
+    for _ in range(30):
+        joints = base + rng.normal(0, 0.002, 3)  # the whole hand jitters by 2 mm
+        frame = scene.frame([joints])
+        jit_raw.append(raw.process(frame).hands[0].joints[9])
+        jit_smooth.append(smooth.process(frame).hands[0].joints[9])
+    assert np.std(np.diff(jit_smooth, axis=0)) < 0.5 * np.std(np.diff(jit_raw, axis=0))
+    for _ in range(2):  # the hand leaves: the track and its filter are dropped
+        assert smooth.process(scene.frame([place_hand((950, 240), 0.5)])).hands == ()
+    back = place_hand((200, 300), 0.4)
+    h = smooth.process(scene.frame([back])).hands[0]
+    # a new track starts from the measurement, not gliding in from the old place
+    assert h.track_id == 1 and np.abs(h.joints - back).max() < 2e-3
+
+
+def test_correction_lowers_confidence_of_moved_joints():
+    scene, _, _, est = _pipeline(max_hands=1, smoothing=None)
+    bad = place_hand((320, 240), 0.5)
+    bad[8] = bad[7] + 3.0 * (bad[7] - bad[6])  # index tip pulled far out (bone too long)
+    r = est.process(scene.frame([bad]))
+    h = r.hands[0]
+    assert h.corrected
+    assert h.confidence[8] < 0.5 * h.confidence[0]
+    _, _, _, off = _pipeline(max_hands=1, smoothing=None, correct=False)
+    off.backend = OracleBackend(scene)
+    off.detector = ScriptedDetector(scene)
+    h2 = off.process(scene.frame([bad])).hands[0]
+    assert not h2.corrected and h2.confidence[8] > 0.9
+    assert np.abs(h2.joints - bad).max() < 2e-3  # without correction: the measurement
+    assert r.timings_ms["correct"] > 0
+
+
+def test_hand_scale_sets_the_metric_size():
+    scene, _, _, est = _pipeline(max_hands=1, smoothing=None, hand_scale=1.2)
+    joints = place_hand((320, 240), 0.5)
+    r = est.process(scene.frame([joints]))
+    # a 1.2x larger hand seen at the same place must be 1.2x farther away
+    np.testing.assert_allclose(r.hands[0].joints, joints * 1.2, atol=2e-3)
+
+
+def test_bad_frames_raise_value_error_and_bare_arrays_work():
+    scene, _, _, est = _pipeline(max_hands=1)
+    with pytest.raises(ValueError, match="uint8"):
+        est.process(np.zeros((480, 640, 3), np.float32))
+    with pytest.raises(ValueError, match="H, W, 3"):
+        est.process(np.zeros((480, 640), np.uint8))
+    with pytest.raises(ValueError, match="Frame"):
+        est.process([[0]])
+    with pytest.raises(ValueError, match="32 x 32"):
+        est.process(np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(ValueError, match="depth"):
+        est.process(Frame(rgb=scene.image, K=K_TRUE, depth=np.zeros((480, 640), np.uint16)))
+    with pytest.raises(ValueError, match="uint8"):
+        Frame(rgb=np.zeros((480, 640, 3), np.float64), K=K_TRUE)
+    scene.hands = [place_hand((320, 240), 0.5)]
+    r = est.process(scene.image)  # a bare RGB array: default K, still tracked
+    assert r.frame.K.shape == (3, 3) and len(r.hands) == 1
+
+
+def test_bad_options():
+    scene = Scene()
+    with pytest.raises(ValueError, match="hand_scale"):
+        HandPoseEstimator(backend=OracleBackend(scene), detector=ScriptedDetector(scene),
+                          hand_scale=np.ones(5))
+    with pytest.raises(ValueError, match="backend"):
+        HandPoseEstimator(backend=object(), detector=ScriptedDetector(scene))
+    with pytest.raises(ValueError, match="detector"):
+        HandPoseEstimator(backend=OracleBackend(scene), detector=object())
+    with pytest.raises(ValueError, match="smoothing"):
+        HandPoseEstimator(backend=OracleBackend(scene), detector=ScriptedDetector(scene),
+                          smoothing=(1.0, 2.0))
+    est = HandPoseEstimator(backend=OracleBackend(scene), detector=ScriptedDetector(scene))
+    with pytest.raises(ValueError, match="unknown options"):
+        est.with_options(colour="red")
+
+
+def test_missing_default_checkpoint_names_path_and_command():
+    if default_checkpoint_path().is_file():
+        pytest.skip("the default checkpoint exists on this machine")
+    with pytest.raises(CheckpointError) as e:
+        HandPoseEstimator(detector=ScriptedDetector(Scene()))
+    msg = str(e.value)
+    assert str(default_checkpoint_path()) in msg and "handpose-train" in msg
