@@ -140,6 +140,7 @@ class RealSenseSource(FrameSource):
             depth_size = (width, height) if (width, height) in (
                 (640, 480), (848, 480), (1280, 720)) else (1280, 720)
         self.timeout_s = float(timeout_s)
+        self._poll_ms = max(1, min(_POLL_MS, int(timeout_s * 1000)))
         self._pipeline = rs.pipeline()
         config = rs.config()
         if serial:
@@ -170,7 +171,7 @@ class RealSenseSource(FrameSource):
         deadline = time.monotonic() + self.timeout_s
         while not self._closed:
             try:
-                frames = self._pipeline.wait_for_frames(_POLL_MS)
+                frames = self._pipeline.wait_for_frames(self._poll_ms)
             except RuntimeError as e:
                 if self._closed:
                     return None
@@ -292,17 +293,17 @@ class KinectSource(FrameSource):
 
     @staticmethod
     def _open3d_sensor(resolution: int, fps: int, depth_mode: str) -> Any:
-        try:
-            import open3d as o3d
-        except ImportError:
-            raise SourceError("kinect needs the open3d package (pip install open3d) and the "
-                              "Azure Kinect Sensor SDK runtime") from None
-        if not k4a_runtime_found():
+        if not k4a_runtime_found():  # first: cheap, and Open3D aborts the process without it
             raise SourceError(
                 "kinect needs the Azure Kinect Sensor SDK runtime (libk4a.so and "
                 "libdepthengine.so), which was not found: install Microsoft's k4a packages "
                 "(libk4a1.4 and k4a-tools from packages.microsoft.com, plus their udev rules), "
                 "or put the folder holding libk4a.so on LD_LIBRARY_PATH")
+        try:
+            import open3d as o3d
+        except ImportError:
+            raise SourceError("kinect needs the open3d package (pip install open3d; the "
+                              "project pins open3d-cpu)") from None
         config = o3d.io.AzureKinectSensorConfig({
             "color_format": "K4A_IMAGE_FORMAT_COLOR_MJPG",
             "color_resolution": KINECT_RESOLUTIONS[resolution][1],
