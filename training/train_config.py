@@ -37,8 +37,9 @@ class TrainConfig:
         warmup_steps / warmup_epochs: linear warm-up length (at most one of them non-zero).
         min_lr_ratio: final learning rate as a fraction of the peak (cosine only).
         grad_clip: clip the global gradient norm to this value (0 = off).
-        amp: mixed precision: "auto" = fp16 + GradScaler on CUDA, bf16 on a CPU with native
-            bf16 (AVX512-BF16/AMX), off elsewhere (MPS included); or force "bf16"/"fp16"/"off".
+        amp: mixed precision: "auto" = fp16 + GradScaler on CUDA, off on CPU and MPS (bf16
+            autocast measured 2x slower than fp32 on our CPUs); or force "bf16" (autocast,
+            e.g. on CPUs where it pays off), "fp16" (with a GradScaler) or "off".
         channels_last: NHWC memory format for models and 4-D inputs ("auto" = on CUDA only).
         device: "auto" (CUDA, else MPS, else CPU), "cpu", "cuda", "cuda:N", "mps".
         seed: seeds python, numpy and torch (plus the rank for per-process randomness).

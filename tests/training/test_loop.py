@@ -172,6 +172,8 @@ def test_bf16_autocast_on_cpu_trains(tmp_path: Path) -> None:
     assert resolve_amp("off", torch.device("cpu")) is None
     assert resolve_amp("auto", torch.device("cuda")) is torch.float16
     assert resolve_amp("auto", torch.device("mps")) is None
+    assert resolve_amp("auto", torch.device("cpu")) is None
+    assert resolve_amp("bf16", torch.device("cpu")) is torch.bfloat16
 
 
 def test_to_device_moves_nested_batches_and_sets_channels_last() -> None:
