@@ -262,6 +262,16 @@ class ReplaySource(FrameSource):
             raise TypeError(f"{self.name}: the number of frames is unknown (a stream)")
         return n
 
+    def close(self) -> None:
+        """Release the source. Idempotent; from another thread it waits for a decode in
+        progress (never for a ``realtime`` pause, which it cuts short)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        with self._lock:
+            self._close()
+
     @property
     def position(self) -> int:
         """Position (0-based) of the frame the next :meth:`read` returns."""

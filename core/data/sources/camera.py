@@ -227,4 +227,4 @@ class CameraSource(FrameSource):
         return frame
 
     def _close(self) -> None:
-        self._grabber.stop(join_timeout_s=self._grabber.timeout_s)
+        self._grabber.stop(join_timeout_s=min(self._grabber.timeout_s, 1.0))
