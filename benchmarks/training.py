@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from handpose.training.config import resolve_config
+from handpose.training.config_files import resolve_config
 from handpose.training.recipes import get_recipe
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,15 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import (
-    ConfigError,
-    check_input_paths,
-    dumps_toml,
-    list_presets,
-    resolve_config,
-    save_config,
-    to_dict,
-)
+from .config import ConfigError, check_input_paths, to_dict
+from .config_files import dumps_toml, list_presets, resolve_config, save_config
 from .recipes import RECIPES, get_recipe
 
 __all__ = ["main", "build_parser", "make_run_dir", "DEFAULT_PRESET"]

@@ -1,4 +1,4 @@
-"""Configs: frozen dataclasses, TOML presets, ``key=value`` overrides, the saved run config.
+"""Configs: frozen dataclasses built from TOML tables and ``key=value`` overrides.
 
 A recipe's config is a frozen dataclass whose fields are scalars (``int``, ``float``, ``bool``,
 ``str``, ``Path``, ``Literal[...]``, ``X | None``, ``tuple[X, ...]``) or nested config
@@ -10,9 +10,10 @@ dataclasses (sections). Keys are dotted paths (``train.lr``). Three layers resol
    (a run's saved ``config.toml`` is such a file, so a run can be repeated from its folder),
 3. command-line overrides ``key=value``; the value is converted to the field's type.
 
-Unknown keys raise :class:`ConfigError` with a did-you-mean suggestion (``difflib``); a value of
-the wrong type raises it naming the key, the expected type and the value received. TOML has no
-null: an optional field is written and read as the string ``"none"``.
+Presets, resolution and saving are in :mod:`.config_files`. Unknown keys raise
+:class:`ConfigError` with a did-you-mean suggestion (``difflib``); a value of the wrong type
+raises it naming the key, the expected type and the value received. TOML has no null: an
+optional field is written and read as the string ``"none"``.
 
 Fields declared with :func:`input_path` name data that must exist: :func:`check_input_paths`
 raises a :class:`ConfigError` naming the missing path.
@@ -22,13 +23,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
-import math
 import tomllib
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
@@ -40,13 +38,7 @@ __all__ = [
     "to_dict",
     "apply_overrides",
     "parse_overrides",
-    "list_presets",
-    "preset_path",
-    "load_preset",
-    "resolve_config",
     "check_input_paths",
-    "dumps_toml",
-    "save_config",
 ]
 
 C = TypeVar("C")
@@ -345,70 +337,6 @@ def apply_overrides(cfg: C, overrides: Sequence[str] | Mapping[str, Any]) -> C:
     return _build(type(cfg), ov, base=cfg)
 
 
-# ---------------------------------------------------------------------------------------------
-# presets
-
-
-def _preset_dir() -> Any:
-    return resources.files("handpose.training") / "presets"
-
-
-def list_presets() -> list[str]:
-    """Names of the shipped presets (``presets/*.toml``), sorted."""
-    return sorted(p.name[:-5] for p in _preset_dir().iterdir() if p.name.endswith(".toml"))
-
-
-def preset_path(name: str | Path) -> Path:
-    """The TOML file of a shipped preset name, or ``name`` itself when it is a file path.
-
-    Raises:
-        ConfigError: neither a shipped preset nor an existing file (lists the presets).
-    """
-    p = Path(name)
-    if p.suffix == ".toml" or p.exists():
-        if not p.is_file():
-            raise ConfigError(f"preset file {p} does not exist")
-        return p
-    names = list_presets()
-    if str(name) not in names:
-        close = difflib.get_close_matches(str(name), names, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown preset {str(name)!r} (presets: {', '.join(names)}){hint}")
-    return Path(str(_preset_dir() / f"{name}.toml"))
-
-
-def load_preset(recipe: str, preset: str | Path) -> dict[str, Any]:
-    """The ``[<recipe>]`` table of a preset file (an empty dict when the file has none)."""
-    path = preset_path(preset)
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"preset {path}: not valid TOML ({e})") from e
-    table = data.get(recipe, {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"preset {path}: [{recipe}] must be a table")
-    return table
-
-
-def resolve_config(
-    cls: type[C],
-    recipe: str,
-    preset: str | Path | None = None,
-    overrides: Sequence[str] | Mapping[str, Any] = (),
-) -> C:
-    """Defaults <- preset ``[recipe]`` table <- overrides; every key and value checked.
-
-    Args:
-        cls: the recipe's config dataclass.
-        recipe: the recipe name (the table read from the preset).
-        preset: a shipped preset name, a TOML path, or None for the dataclass defaults.
-        overrides: ``key=value`` strings or a mapping of dotted keys.
-    """
-    table = load_preset(recipe, preset) if preset is not None else {}
-    cfg = from_dict(cls, table, source=f"preset {preset} [{recipe}]")
-    return apply_overrides(cfg, overrides) if overrides else cfg
-
-
 def check_input_paths(cfg: Any, prefix: str = "") -> None:
     """Raise :class:`ConfigError` naming the first :func:`input_path` field that does not exist.
 
@@ -423,61 +351,3 @@ def check_input_paths(cfg: Any, prefix: str = "") -> None:
             if not Path(v).exists():
                 doc = f" ({f.metadata['doc']})" if f.metadata.get("doc") else ""
                 raise ConfigError(f"{key}: path {Path(v).resolve()} does not exist{doc}")
-
-
-# ---------------------------------------------------------------------------------------------
-# saving
-
-
-def _toml_value(v: Any) -> str:
-    if v is None:
-        return '"none"'
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)  # a JSON string is a valid TOML basic string
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise ConfigError(f"cannot write {v!r} ({type(v).__name__}) to TOML")
-
-
-def dumps_toml(data: Mapping[str, Any], table: str = "") -> str:
-    """A nested dict as TOML text (scalars first, then sub-tables); ``None`` -> ``"none"``."""
-    lines: list[str] = []
-    scalars = {k: v for k, v in data.items() if not isinstance(v, Mapping)}
-    subs = {k: v for k, v in data.items() if isinstance(v, Mapping)}
-    if table and (scalars or not subs):
-        lines.append(f"[{table}]")
-    for k, v in scalars.items():
-        lines.append(f"{k} = {_toml_value(v)}")
-    for k, v in subs.items():
-        if lines:
-            lines.append("")
-        lines.append(dumps_toml(v, f"{table}.{k}" if table else k).rstrip("\n"))
-    return "\n".join(lines) + "\n"
-
-
-def save_config(cfg: Any, recipe: str, run_dir: Path) -> tuple[Path, Path]:
-    """Write the resolved config as ``config.toml`` (a valid preset) and ``config.json``.
-
-    Args:
-        cfg: the resolved config instance.
-        recipe: the recipe name: the TOML table name, and a key of the JSON file.
-        run_dir: the run folder (created if needed).
-    Returns:
-        (toml_path, json_path).
-    """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    d = to_dict(cfg)
-    toml_path, json_path = run_dir / "config.toml", run_dir / "config.json"
-    toml_path.write_text(dumps_toml({recipe: d}))
-    json_path.write_text(json.dumps({"recipe": recipe, "config": d}, indent=2) + "\n")
-    return toml_path, json_path

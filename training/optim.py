@@ -56,16 +56,16 @@ class LARS(Optimizer):
 
     # the base optimiser's groups, state and defaults are ours (GradScaler and the schedule
     # read and write them through this object)
-    @property  # type: ignore[override]
-    def param_groups(self) -> list[dict[str, Any]]:
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:  # type: ignore[override]
         return self.optimizer.param_groups
 
-    @property  # type: ignore[override]
-    def state(self) -> Any:
+    @property
+    def state(self) -> Any:  # type: ignore[override]
         return self.optimizer.state
 
-    @property  # type: ignore[override]
-    def defaults(self) -> dict[str, Any]:
+    @property
+    def defaults(self) -> dict[str, Any]:  # type: ignore[override]
         return self.optimizer.defaults
 
     def __repr__(self) -> str:
@@ -146,7 +146,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     Returns:
         up to two param-group dicts (empty groups are left out).
     """
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim >= 2 else no_decay).append(p)

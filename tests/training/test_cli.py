@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from handpose.training.cli import main
-from handpose.training.config import list_presets
+from handpose.training.config_files import list_presets
 from handpose.training.recipes import RECIPES, RecipeEntry, get_recipe, register
 
 

@@ -15,16 +15,18 @@ from handpose.training.config import (
     apply_overrides,
     check_input_paths,
     config_keys,
-    dumps_toml,
     from_dict,
     input_path,
+    parse_overrides,
+    to_dict,
+)
+from handpose.training.config_files import (
+    dumps_toml,
     list_presets,
     load_preset,
-    parse_overrides,
     preset_path,
     resolve_config,
     save_config,
-    to_dict,
 )
 from handpose.training.train_config import TrainConfig
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -170,7 +171,7 @@ class PretrainRecipe(Recipe):
                 hit = (a @ b.T).argmax(dim=1) == torch.arange(a.shape[0], device=a.device)
         return {"loss": loss, "positive_top1": hit.float().mean()}
 
-    def images(self, batch: Any, step: int) -> dict[str, torch.Tensor]:
+    def images(self, batch: Any, step: int) -> dict[str, torch.Tensor | np.ndarray]:
         return {} if self._last_views is None else {"views": self._last_views.clamp(0, 1)}
 
     def on_train_end(self) -> dict[str, Any]:
