@@ -114,7 +114,7 @@ def test_nearer_sphere_wins_where_spheres_overlap() -> None:
 
 @pytest.mark.parametrize("projection", ["perspective", "orthographic"])
 def test_culling_equals_dense(rng, projection) -> None:
-    centres, radii = hand_like_spheres(rng, 41, batch=3)
+    centres, radii = hand_like_spheres(rng, 41, batch=2)
     centres[0, 0] = torch.tensor([0.12, 0.0, 0.5], dtype=F64)  # partly off the image
     centres.requires_grad_()
     out = []
