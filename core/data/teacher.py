@@ -40,7 +40,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -274,8 +274,9 @@ def label_dataset(
     cache_path: str | os.PathLike[str],
     key: Mapping[str, Any],
     progress: bool = True,
+    indices: Sequence[int] | None = None,
 ) -> TeacherLabels:
-    """Run ``teacher`` on every image of ``dataset`` once, through the resumable cache.
+    """Run ``teacher`` on the images of ``dataset`` once, through the resumable cache.
 
     Args:
         dataset: contract samples of FULL images (``crop_size=None``): ``rgb`` (3, H, W)
@@ -286,6 +287,7 @@ def label_dataset(
         cache_path: the JSONL file (see :func:`teacher_cache_path`); its folder is created.
         key: written in the header and checked when the file is read again.
         progress: a tqdm bar over the images still to label.
+        indices: label only these images (None: all); the others count as not found.
     Returns:
         :class:`TeacherLabels` for all ``len(dataset)`` images.
     Raises:
@@ -295,7 +297,10 @@ def label_dataset(
     path.parent.mkdir(parents=True, exist_ok=True)
     n = len(dataset)  # type: ignore[arg-type]
     records = _read_cache(path, key)
-    todo = [i for i in range(n) if i not in records]
+    wanted = range(n) if indices is None else sorted({int(i) for i in indices})
+    if any(not 0 <= i < n for i in wanted):
+        raise ValueError(f"indices must lie in [0, {n}); got {min(wanted)}..{max(wanted)}")
+    todo = [i for i in wanted if i not in records]
     if todo:
         from tqdm.auto import tqdm
 
@@ -330,7 +335,7 @@ def _labels(records: Mapping[int, Mapping[str, Any]], n: int, path: Path) -> Tea
     vb = np.full(n, -1, np.int64)
     va = np.full(n, -1, np.int64)
     for i in range(n):
-        r = records[i]
+        r = records.get(i, {})
         if not r.get("found"):
             continue
         found[i] = True

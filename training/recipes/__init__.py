@@ -85,3 +85,6 @@ register("eval", "handpose.training.recipes.eval",
          "EPE, PA-EPE, AUC, 2D EPE and PCK of a checkpoint on a labelled set")
 register("export", "handpose.training.recipes.export",
          "export a checkpoint to ONNX and check ONNX Runtime against torch", switches=("onnx",))
+register("semihand", "handpose.training.recipes.semihand",
+         "SemiHand: synthetic labels + unlabelled real images (pseudo-labels, consistency)",
+         {"source": "pseudo.source"})

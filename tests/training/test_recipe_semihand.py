@@ -1,0 +1,175 @@
+"""Acceptance of ``handpose-train semihand``: tiny end-to-end runs (synthetic labels with masks +
+unlabelled images), the rounds' report, the checkpoint, the teacher path and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from training_data import write_freihand, write_image_folder
+
+from handpose.core.checkpoint import load_checkpoint
+from handpose.core.skeleton import BONES
+from handpose.training.cli import main
+from handpose.training.recipes.semihand_data import WeakAugSpec, weak_perturbation
+from handpose.training.recipes.semihand_labels import PseudoLabels
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def write_masked_freihand(root: Path, n: int = 16, size: int = 96) -> Path:
+    """A FreiHAND-layout set whose ``training/mask/%08d.png`` covers the drawn bones."""
+    write_freihand(root, n=n, size=size)
+    xyz = np.array(json.loads((root / "training_xyz.json").read_text()))
+    K = np.array(json.loads((root / "training_K.json").read_text()))
+    (root / "training" / "mask").mkdir()
+    for i in range(n):
+        cam = xyz[i] @ K[i].T
+        uv = cam[:, :2] / cam[:, 2:]
+        m = np.zeros((size, size), np.uint8)
+        for p, c in BONES:
+            cv2.line(m, tuple(int(round(x)) for x in uv[p]), tuple(int(round(x)) for x in uv[c]),
+                     255, 6)
+        cv2.imwrite(str(root / "training" / "mask" / f"{i:08d}.png"), m)
+    return root
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _tb_tags(run: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags: set[str] = set()
+    for f in (run / "tb").iterdir():
+        acc = EventAccumulator(str(f))
+        acc.Reload()
+        tags |= set(acc.Tags()["scalars"])
+    return tags
+
+
+def test_semihand_end_to_end(tmp_path: Path) -> None:
+    fh = write_masked_freihand(tmp_path / "fh")
+    imgs = write_image_folder(tmp_path / "imgs", n=16)
+    common = ["semihand", "--preset", "tiny", f"labelled.root={fh}", f"unlabelled.root={imgs}"]
+    base = tmp_path / "base"  # supervised + consistency only: the initial network
+    assert main([*common, "pseudo.enabled=false", f"out={base}", "train.steps=6"]) == 0
+    run = tmp_path / "semi"
+    assert main([*common, f"init={base}", f"out={run}", "train.steps=8"]) == 0
+
+    model, meta = load_checkpoint(run / "model.pt")
+    assert meta.arch["name"] == "posenet_resnet18_mask" and meta.input_size == 64
+    assert meta.training["recipe"] == "semihand" and meta.training["init_kind"] == "posenet"
+    out = model(torch.zeros(1, 3, 64, 64))
+    assert out["uv"].shape == (1, 21, 2) and out["mask"].shape == (1, 16, 16)
+    # the init run's weights were loaded: the two models differ, but not by a fresh start
+    first = load_checkpoint(base / "model.pt").model.state_dict()
+    assert any(not torch.equal(first[k], v) for k, v in model.state_dict().items())
+
+    rounds = [json.loads(x) for x in (run / "rounds.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in rounds] == [0.0, 1.0] and [r["step"] for r in rounds] == [0, 4]
+    for r in rounds:
+        assert r["valid_share"] == 1.0 and 0.0 <= r["confident_share"] <= 1.0
+        assert r["infeasible_after"] == 0.0 and r["violations_after_mean"] == 0.0
+    # a barely trained network's labels violate biomechanics; the correction removes all
+    assert rounds[0]["infeasible_before"] > 0.5
+    assert "label_change_mean" in rounds[1]
+    assert {"pseudo/infeasible_before", "pseudo/infeasible_after",
+            "pseudo/confident_share"} <= _tb_tags(run)
+
+    logs = _metrics(run)
+    assert [m["step"] for m in logs] == list(range(1, 9))
+    selfsup = [m["train/unsup"] + 0.1 * (m["train/view_pose"] + m["train/view_mask"]
+                                         + m["train/cross_m2d"] + m["train/cross_d2m"])
+               for m in logs]
+    assert np.mean(selfsup[-2:]) < 0.6 * np.mean(selfsup[:2]), selfsup
+    assert all(np.isfinite(m["train/loss"]) for m in logs)
+
+
+def test_pseudo_label_state_round_trip() -> None:
+    a = PseudoLabels(3)
+    a.uv += 2.0
+    a.valid[1] = True
+    a.round = 4
+    b = PseudoLabels(3)
+    b.load_state_dict(a.state_dict())
+    assert b.round == 4 and torch.equal(b.uv, a.uv) and b.valid.tolist() == [False, True, False]
+    with pytest.raises(ValueError, match="same data"):
+        PseudoLabels(2).load_state_dict(a.state_dict())
+
+
+def test_weak_perturbation_kinds() -> None:
+    g = torch.Generator().manual_seed(0)
+    m = weak_perturbation(400, 64, WeakAugSpec(), 64.0, g)
+    lin, t = m[:, :, :2], m[:, :, 2]
+    angle = torch.atan2(lin[:, 0, 1], lin[:, 0, 0])
+    shift = t - (torch.eye(2) - lin) @ torch.full((2,), 31.5)
+    translated = angle.abs() < 1e-6
+    quarter = ((angle.abs() - torch.pi / 2).abs() < 1e-5) | ((angle.abs() - torch.pi).abs() < 1e-5)
+    small = ~translated & ~quarter
+    assert translated.sum() > 80 and quarter.sum() > 80 and small.sum() > 80
+    assert shift[translated].abs().max() <= 5.0 + 1e-5  # 5 px of the 64 grid on a 64 crop
+    assert angle[small].abs().max() <= np.radians(2.0) + 1e-6
+    assert torch.allclose(torch.linalg.det(lin), torch.ones(400), atol=1e-5)  # no scaling
+
+
+def test_teacher_labels_on_real_images_without_synthetic_data(tmp_path: Path,
+                                                              real_hands_dir: Path) -> None:
+    src = sorted((real_hands_dir / "linto_gestures").glob("*.jpg"))[:8]
+    imgs = tmp_path / "real"
+    imgs.mkdir()
+    for p in src:
+        shutil.copy(p, imgs / p.name)
+    run = tmp_path / "teach"
+    cache = tmp_path / "cache"
+    argv = ["semihand", "--preset", "tiny", "--source", "teacher", f"unlabelled.root={imgs}",
+            "teacher.filter=score", f"teacher.cache_dir={cache}", f"out={run}",
+            "train.steps=2"]
+    assert main(argv) == 0
+    files = list(cache.glob("teacher-*.jsonl"))
+    assert len(files) == 1
+    records = [json.loads(x) for x in files[0].read_text().splitlines()[1:]]
+    assert len(records) == 8 and sum(r["found"] for r in records) >= 6
+    assert all(r["violations_after"] == 0 for r in records if r["found"])
+    rounds = [json.loads(x) for x in (run / "rounds.jsonl").read_text().splitlines()]
+    assert rounds[0]["valid_share"] >= 0.75 and rounds[0]["infeasible_after"] == 0.0
+    assert load_checkpoint(run / "model.pt").meta.training["init_kind"] == "none"
+
+
+@pytest.mark.filterwarnings("ignore:ImageFolderDataset. skipping bad samples")
+def test_bad_input_stops_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    fh = write_masked_freihand(tmp_path / "fh", n=8)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    base = ["semihand", "--preset", "tiny", f"labelled.root={fh}", "pseudo.enabled=false"]
+    assert main([*base, f"unlabelled.root={empty}", f"out={tmp_path / 'r1'}"]) == 2
+    assert "no images found" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for i in range(8):
+        (broken / f"{i}.jpg").write_bytes(b"not a jpeg")
+    assert main([*base, f"unlabelled.root={broken}", f"out={tmp_path / 'r2'}"]) == 1
+    err = capsys.readouterr().err
+    assert "consecutive bad samples" in err and str(broken) in err
+    # model pseudo-labels need a trained network
+    assert main(["semihand", "--preset", "tiny", f"unlabelled.root={fh / 'training' / 'rgb'}",
+                 f"out={tmp_path / 'r3'}"]) == 2
+    assert "needs init=" in capsys.readouterr().err
+    # a teacher that finds no hand in any image (drawn stick hands): stops, naming the cache
+    sticks = write_image_folder(tmp_path / "sticks", n=4)
+    assert main(["semihand", "--preset", "tiny", "--source", "teacher",
+                 f"unlabelled.root={sticks}", f"out={tmp_path / 'r4'}"]) == 1
+    assert "found no hand in any of the 4 images" in capsys.readouterr().err

@@ -1,0 +1,469 @@
+"""SemiHand: labelled synthetic + unlabelled real images (Yang et al. ICCV 2021, METHODS §4).
+
+``L = L_sup + L_unsup + 0.1 L_cons`` on a PoseNet with a mask head (``posenet_resnetN_mask``):
+
+- ``L_sup = l(p, p_gt) + 100 |w - w_gt|_1`` on strongly augmented labelled crops (the mask
+  term where the labelled set has masks; plus the regression head's confidence term);
+- ``L_unsup = 1[C(p^) <= tau] l(p, T(p^)) + l(T(r), p)`` on unlabelled crops, with the
+  pseudo-labels p^, their corrections r = P(p^) and confidences C of
+  :mod:`.semihand_labels`, refreshed in ``pseudo.rounds`` rounds spread evenly over the run;
+- ``L_cons = L_vc + L_cc``: view consistency ``l(f(T(x)), T(f(x))) + |w(T(x)) - T(w(x))|_1``
+  on both sets, and the cross-modal consistency of the 55-circle hand placed on the predicted
+  2D joints with the (stop-gradient) predicted mask, ``L_m2d + L_d2m``.
+
+``l`` is :func:`~handpose.core.losses.consistency.pose_distance` (2D on a 64-px grid, z_rel,
+lambda_d = 50, mean over joints). Self-paced augmentation: labelled crops and confident
+unlabelled crops get the strong augmentation, the other unlabelled crops the weak
+perturbation. The initial pseudo-labels come from ``init`` (``pseudo.source=model``) or from
+MediaPipe Hands (``pseudo.source=teacher``: run once over the unlabelled images, cached,
+corrected, filtered by C or by MediaPipe's score) — the way to bootstrap on a user's own
+recordings (``unlabelled.format=session``). Without ``labelled.root`` the run has no L_sup.
+
+Per round ``rounds.jsonl`` and TensorBoard (``pseudo/*``) get the share of pseudo-labels that
+were infeasible before and after the correction, the share passing tau and C. The result is
+a core checkpoint ``model.pt``. Not reproduced: the paper's two-stacked hourglass (a ResNet
+with a regression head and a deconvolution mask head here) and its step learning-rate drop at
+round 5 (the shared loop's cosine schedule instead).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from handpose.core.augment import transform_points, warp_images
+from handpose.core.checkpoint import load_checkpoint, save_checkpoint
+from handpose.core.circles import circles_from_joints2d, reference_length_px_2d
+from handpose.core.data.errors import DataError
+from handpose.core.data.sample import collate
+from handpose.core.data.teacher import MediaPipeTeacher, label_dataset, teacher_cache_path
+from handpose.core.geometry.lifting import to_25d
+from handpose.core.losses.consistency import pose_distance, view_consistency
+from handpose.core.losses.fitting import circles_to_mask, mask_to_circles
+from handpose.core.losses.pose import confidence_l1
+from handpose.core.models import IMAGENET_NORMALIZATION, build_model, normalize_images
+from handpose.core.safe_load import CheckpointError
+
+from ..config import ConfigError, input_path, to_dict
+from ..distributed import barrier
+from ..logging import draw_skeletons
+from ..loop import train
+from ..recipe import Recipe
+from ..train_config import TrainConfig, plan_batches
+from .data import LabelledData, UnlabelledData, labelled_dataset, seeded_subset
+from .eval import evaluate_model
+from .models import EncoderSpec, load_encoder_weights, resolve_model_file
+from .semihand_data import (
+    PairedDataset,
+    StrongAugSpec,
+    UnlabelledCrops,
+    WeakAugSpec,
+    collate_pairs,
+    labelled_mask_dataset,
+    unlabelled_base,
+    weak_perturbation,
+)
+from .semihand_labels import PseudoLabels, PseudoSpec, refresh_pseudo_labels
+
+__all__ = ["Config", "LossSpec", "MaskSpec", "TeacherSpec", "SemiHandRecipe", "check", "run",
+           "load_init"]
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """Weights and switches (the paper's values as defaults).
+
+    Attributes:
+        lambda_d: depth weight of l (50). uv_grid: l's 2D term in pixels of this grid (64).
+        mask: lambda_w, weight of the supervised mask L1 (100).
+        consistency: lambda_c, weight of L_cons (0.1).
+        view, cross_modal: switch the two consistency terms.
+        view_detach: stop the gradient through T(f(x)) *(choose)*.
+        confidence: weight of the regression head's confidence term on labelled crops.
+        circle_sharpness: edge width of the rendered circle mask, mask pixels.
+    """
+
+    lambda_d: float = 50.0
+    uv_grid: float = 64.0
+    mask: float = 100.0
+    consistency: float = 0.1
+    view: bool = True
+    cross_modal: bool = True
+    view_detach: bool = True
+    confidence: float = 1.0
+    circle_sharpness: float = 0.5
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """The mask head: transposed-convolution channels and x2 upsamplings (3: stride 4)."""
+
+    channels: int = 64
+    deconv: int = 3
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """MediaPipe Hands as the source of the initial pseudo-labels (``pseudo.source=teacher``).
+
+    Attributes:
+        model_complexity, min_detection_confidence, pad_retry, mirrored: of
+            :class:`~handpose.core.data.teacher.MediaPipeTeacher`.
+        filter: "confidence" (C <= tau with the network, every round) or "score" (MediaPipe's
+            score >= min_score and l(p^, P(p^)) <= tau).
+        min_score: see ``filter``.
+        cache_dir: folder of the teacher cache ("" = <run>/teacher).
+    """
+
+    model_complexity: int = 1
+    min_detection_confidence: float = 0.5
+    pad_retry: float = 1 / 3
+    mirrored: bool = False
+    filter: Literal["confidence", "score"] = "confidence"
+    min_score: float = 0.9
+    cache_dir: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    """``handpose-train semihand``.
+
+    Attributes:
+        out: run folder. init: the initial network: a handpose checkpoint (``finetune`` /
+            ``semihand`` model.pt or run folder: encoder and regression head), or
+            pre-trained encoder weights (``pretrain``, PeCLR); "" = random.
+        input_size: crop side in pixels.
+        labelled: synthetic labelled crops (FreiHAND layout with ``training/mask``).
+        unlabelled: real images (``format``: folder, freihand or session); ``load_size`` is
+            not used (crops are cut at ``input_size``).
+        val: an optional labelled validation set (never ``real_eval_hgc`` for training).
+    """
+
+    out: str = ""
+    init: str = input_path("", doc="initial network or encoder weights")
+    input_size: int = 128
+    labelled: LabelledData = field(default_factory=LabelledData)
+    unlabelled: UnlabelledData = field(default_factory=UnlabelledData)
+    val: LabelledData = field(default_factory=LabelledData)
+    model: EncoderSpec = field(default_factory=EncoderSpec)
+    mask: MaskSpec = field(default_factory=MaskSpec)
+    loss: LossSpec = field(default_factory=LossSpec)
+    pseudo: PseudoSpec = field(default_factory=PseudoSpec)
+    teacher: TeacherSpec = field(default_factory=TeacherSpec)
+    strong: StrongAugSpec = field(default_factory=StrongAugSpec)
+    weak: WeakAugSpec = field(default_factory=WeakAugSpec)
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            steps=2000, batch_size=32, optimizer="adam", lr=1e-4, warmup_steps=50,
+            checkpoint_every=500,
+        )
+    )
+
+    def __post_init__(self) -> None:
+        if self.input_size < 32:
+            raise ValueError(f"input_size must be >= 32 pixels, got {self.input_size}")
+
+
+def load_init(model: nn.Module, path: str) -> str:
+    """Fill ``model`` (a PoseMaskNet) from ``path``: a PoseNet checkpoint with the regression
+    head (encoder + head; a mask head too when it has one) or encoder weights.
+
+    Returns:
+        "posenet" or "encoder" (what was loaded).
+    Raises:
+        ConfigError: missing file, or weights of another depth/width.
+    """
+    p = resolve_model_file(path, "init")
+    try:
+        loaded, meta = load_checkpoint(p)
+    except CheckpointError:
+        loaded, meta = None, None
+    name = "" if meta is None else str(meta.arch["name"])
+    if loaded is None or not name.startswith("posenet_resnet") or name.endswith("_heatmap"):
+        load_encoder_weights(model.encoder, path, "init")  # type: ignore[arg-type]
+        return "encoder"
+    own, sd = model.state_dict(), loaded.state_dict()
+    for k, v in sd.items():
+        if k in own and own[k].shape != v.shape:
+            raise ConfigError(f"init: {p} does not fit model.depth/model.width/mask: {k} is "
+                              f"{tuple(v.shape)} in the file, {tuple(own[k].shape)} here")
+    missing = [k for k in own if k not in sd and not k.startswith("mask_head.")]
+    if missing:
+        raise ConfigError(f"init: {p} lacks {missing[:3]}... of the pose network")
+    model.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
+    return "posenet"
+
+
+class SemiHandRecipe(Recipe):
+    """The SemiHand recipe (see the module docstring)."""
+
+    name = "semihand"
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.strong_geo = cfg.strong.geometric(cfg.input_size, cfg.loss.uv_grid)
+        self.strong_app = cfg.strong.appearance()
+        self.metrics: dict[str, float] = {}
+        self.round_stats: list[dict[str, float]] = []
+        self.init_kind = "none"
+        self._last: dict[str, torch.Tensor] = {}
+        self._val: Dataset[Any] | None = None
+        self._tb: Any = None
+
+    # --- model and data ----------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        c = self.cfg
+        model = build_model(f"posenet_resnet{c.model.depth}_mask", width=c.model.width,
+                            mask_channels=c.mask.channels, mask_deconv=c.mask.deconv)
+        if c.init:
+            self.init_kind = load_init(model, c.init)
+        return model
+
+    def train_dataset(self) -> Dataset[Any]:
+        c = self.cfg
+        seed = c.train.seed
+        labelled = labelled_mask_dataset(c.labelled, c.input_size, seed) if c.labelled.root \
+            else None
+        base, ident = unlabelled_base(c.unlabelled)
+        sub = seeded_subset(base, 1.0, c.unlabelled.limit, seed)
+        ids = list(sub.indices) if isinstance(sub, Subset) else list(range(len(base)))
+        labels = None
+        if c.pseudo.enabled and c.pseudo.source == "teacher":
+            labels = self._teacher_labels(base, ident, ids)
+        self.unlabelled = UnlabelledCrops(base, ids, c.input_size, c.unlabelled.crop_margin,
+                                          labels)
+        self.pseudo = PseudoLabels(len(ids))
+        ds = PairedDataset(self.unlabelled, labelled)
+        plan = plan_batches(c.train, len(ds), self.dist.world_size)
+        self.micro = plan.micro
+        self.steps_per_round = max(1, math.ceil(plan.total_steps / c.pseudo.rounds))
+        return ds
+
+    def _teacher_labels(self, base: Any, ident: dict[str, Any], ids: list[int]) -> Any:
+        t = self.cfg.teacher
+        teacher = MediaPipeTeacher(t.model_complexity, t.min_detection_confidence, t.pad_retry,
+                                   t.mirrored)
+        try:
+            key = {**ident, "teacher": teacher.name}
+            path = teacher_cache_path(t.cache_dir or self.run_dir / "teacher", key)
+            if self.dist.is_main:
+                labels = label_dataset(base, teacher, path, key, self.cfg.train.progress, ids)
+            barrier()
+            if not self.dist.is_main:
+                labels = label_dataset(base, teacher, path, key, False, ids)
+        finally:
+            teacher.close()
+        found = int(labels.found[ids].sum())
+        if found == 0:
+            raise DataError(path, f"the teacher found no hand in any of the {len(ids)} images "
+                            f"of {ident['root']}: check the images, or start from a model "
+                            "(pseudo.source=model init=...)")
+        if found < len(ids):
+            warnings.warn(f"semihand: the teacher found a hand in {found} of {len(ids)} "
+                          f"images; the others are used for consistency only", stacklevel=2)
+        return labels
+
+    def collate(self, samples: list[Any]) -> Any:
+        return collate_pairs(samples)
+
+    # --- pseudo-label rounds -----------------------------------------------------------------
+    def _refresh(self, round_index: int, step: int) -> None:
+        c = self.cfg
+        loader = DataLoader(self.unlabelled, batch_size=self.micro, shuffle=False,
+                            collate_fn=collate, num_workers=c.train.num_workers)
+        with self.full_precision():
+            stats = refresh_pseudo_labels(
+                self.raw_model, loader, self.pseudo, round_index, spec=c.pseudo, weak=c.weak,
+                crop_size=c.input_size, uv_grid=c.loss.uv_grid, lambda_d=c.loss.lambda_d,
+                device=self.device, seed=c.train.seed, teacher_filter=c.teacher.filter,
+                min_score=c.teacher.min_score)
+        stats["step"] = float(step)
+        self.round_stats.append(stats)
+        if self.dist.is_main:
+            with open(self.run_dir / "rounds.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(stats) + "\n")
+            if self._tb is None:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(log_dir=str(self.run_dir / "tb"))
+            for k, v in stats.items():
+                if k not in ("round", "step"):
+                    self._tb.add_scalar(f"pseudo/{k}", v, step)
+            self._tb.flush()
+
+    # --- one update --------------------------------------------------------------------------
+    def _labelled_views(self, lab: dict[str, Any]) -> dict[str, Any]:
+        s = self.cfg.input_size
+        x = lab["rgb"].float() / 255.0
+        m = self.strong_geo.sample(x.shape[0], (s, s), None, x.device).matrix
+        aug = self.strong_app(warp_images(x, m, (s, s)))
+        out = {"x": x, "aug": aug, "matrix": m, "uv": transform_points(lab["uv"].float(), m),
+               "z": to_25d(lab["joints3d"].float(), lab["K"].float())[1]}
+        if "mask" in lab:  # (B, 1, S, S), area-averaged to the predicted mask's size later
+            out["mask"] = warp_images(lab["mask"].float(), m, (s, s))
+            out["has_mask"] = lab.get("has_mask", torch.ones(x.shape[0], dtype=torch.bool))
+        return out
+
+    def training_step(self, batch: dict[str, Any], step: int) -> dict[str, torch.Tensor]:
+        c, s = self.cfg, self.cfg.input_size
+        lw = c.loss
+        if c.pseudo.enabled:
+            r = min(step // self.steps_per_round, c.pseudo.rounds - 1)
+            if r > self.pseudo.round:
+                self._refresh(r, step)
+        kw = dict(lambda_d=lw.lambda_d, uv_grid=lw.uv_grid)
+        dev = self.device
+        with self.full_precision():
+            unl, idx = batch["unl"], batch["unl_index"].cpu()
+            xu = unl["rgb"].float() / 255.0
+            b = xu.shape[0]
+            conf = self.pseudo.confident[idx].to(dev) if c.pseudo.enabled else \
+                torch.zeros(b, dtype=torch.bool, device=dev)
+            valid = self.pseudo.valid[idx].to(dev).float()
+            mw = weak_perturbation(b, s, c.weak, lw.uv_grid, None, dev)
+            ms = self.strong_geo.sample(b, (s, s), None, dev).matrix
+            mu = torch.where(conf[:, None, None], ms, mw)
+            xu_aug = warp_images(xu, mu, (s, s))
+            xu_aug = torch.where(conf[:, None, None, None], self.strong_app(xu_aug), xu_aug)
+            lab = self._labelled_views(batch["lab"]) if "lab" in batch else None
+            nl = 0 if lab is None else lab["x"].shape[0]
+            x_aug = xu_aug if lab is None else torch.cat([lab["aug"], xu_aug])
+            x_base = xu if lab is None else torch.cat([lab["x"], xu])
+            matrix = mu if lab is None else torch.cat([lab["matrix"], mu])
+        need_base = lw.view
+        if need_base and not lw.view_detach:
+            both = self.model(normalize_images(torch.cat([x_aug, x_base])))
+            n = x_aug.shape[0]
+            out = {k: v[:n] for k, v in both.items()}
+            base = {k: v[n:] for k, v in both.items()}
+        else:
+            out = self.model(normalize_images(x_aug))
+            base = {}
+            if need_base:
+                with torch.no_grad():
+                    base = self.raw_model(normalize_images(x_base))
+        terms: dict[str, torch.Tensor] = {}
+        with self.full_precision():
+            out = {k: v.float() for k, v in out.items()}
+            zero = out["uv"].sum() * 0.0
+            total = zero
+            if lab is not None:
+                lo = {k: v[:nl] for k, v in out.items()}
+                terms["sup_pose"] = pose_distance(lo["uv"], lo["z_rel"], lab["uv"], lab["z"], s,
+                                                  reduction="mean", **kw)  # type: ignore[arg-type]
+                total = total + terms["sup_pose"]
+                if "mask" in lab and lw.mask > 0:
+                    hm = lab["has_mask"].to(dev).float()
+                    gt = F.adaptive_avg_pool2d(lab["mask"], tuple(lo["mask"].shape[-2:]))[:, 0]
+                    per = (lo["mask"] - gt).abs().mean(dim=(1, 2))
+                    terms["sup_mask"] = (per * hm).sum() / hm.sum().clamp(min=1.0)
+                    total = total + lw.mask * terms["sup_mask"]
+                if lw.confidence > 0:
+                    terms["confidence"] = confidence_l1(lo["uv_error"], lo["uv"], lab["uv"], s)
+                    total = total + lw.confidence * terms["confidence"]
+            uo = {k: v[nl:] for k, v in out.items()}
+            if c.pseudo.enabled:
+                p_uv = transform_points(self.pseudo.uv[idx].to(dev), mu)
+                r_uv = transform_points(self.pseudo.r_uv[idx].to(dev), mu)
+                p_z, r_z = self.pseudo.z[idx].to(dev), self.pseudo.r_z[idx].to(dev)
+                fc = conf.float()
+                t1 = pose_distance(uo["uv"], uo["z_rel"], p_uv, p_z, s, **kw)  # type: ignore
+                t2 = pose_distance(r_uv, r_z, uo["uv"], uo["z_rel"], s, **kw)  # type: ignore
+                gate2 = fc if c.pseudo.gate_corrected else torch.ones_like(fc)
+                terms["unsup"] = ((fc * t1 + gate2 * t2) * valid).mean()
+                terms["confident_share"] = fc.mean()
+                total = total + c.pseudo.weight * terms["unsup"]
+            cons = zero
+            if lw.view:
+                base = {k: v.float() for k, v in base.items()}
+                vc = view_consistency(out["uv"], out["z_rel"], base["uv"], base["z_rel"], matrix,
+                                      s, pred_t_mask=out["mask"], pred_mask=base["mask"],
+                                      detach_target=lw.view_detach, **kw)  # type: ignore[arg-type]
+                terms["view_pose"], terms["view_mask"] = vc["pose"].mean(), vc["mask"].mean()
+                cons = cons + terms["view_pose"] + terms["view_mask"]
+            if lw.cross_modal:
+                m2d, d2m = self._cross_modal(out["uv"], out["mask"], s)
+                terms["cross_m2d"], terms["cross_d2m"] = m2d, d2m
+                cons = cons + m2d + d2m
+            total = total + lw.consistency * cons
+        self._last = {"images": xu_aug[:4].detach(), "uv": uo["uv"][:4].detach(),
+                      "uv_pseudo": transform_points(self.pseudo.uv[idx[:4]].to(dev), mu[:4])}
+        return {"loss": total, **terms}
+
+    def _cross_modal(self, uv: torch.Tensor, mask: torch.Tensor, size: int
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """L_m2d and L_d2m of the 55 circles on the predicted joints vs the predicted mask."""
+        side = mask.shape[-1]
+        uv_m = (uv + 0.5) * (side / size) - 0.5
+        scale = reference_length_px_2d(uv_m.detach()).clamp(min=0.5)
+        centres, radii = circles_from_joints2d(uv_m, scale)
+        m2d = mask_to_circles(centres, radii, mask, sharpness=self.cfg.loss.circle_sharpness)
+        return m2d, circles_to_mask(centres, radii, mask)
+
+    # --- logging, evaluation, state ----------------------------------------------------------
+    def images(self, batch: Any, step: int) -> dict[str, Any]:
+        if not self._last:
+            return {}
+        return {"unlabelled": draw_skeletons(self._last["images"], self._last["uv"],
+                                             self._last["uv_pseudo"])}
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        if not self.cfg.val.root:
+            return {}
+        if self._val is None:
+            self._val = labelled_dataset(self.cfg.val, self.cfg.input_size, key="val.root")
+        self.metrics, _ = evaluate_model(self.raw_model, self._val,
+                                         batch_size=self.cfg.train.batch_size, device=self.device)
+        return self.metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"pseudo": self.pseudo.state_dict(), "round_stats": list(self.round_stats)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.pseudo.load_state_dict(state["pseudo"])
+        self.round_stats = [dict(r) for r in state["round_stats"]]
+
+    def on_train_end(self) -> dict[str, Any]:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+        c = self.cfg
+        path = save_checkpoint(
+            self.run_dir / "model.pt", self.raw_model, input_size=c.input_size,
+            normalization=IMAGENET_NORMALIZATION,
+            training={"recipe": "semihand", "config": to_dict(c), "init": c.init,
+                      "init_kind": self.init_kind,
+                      "data": {"labelled": c.labelled.root, "unlabelled": c.unlabelled.root},
+                      "rounds": self.round_stats},
+            metrics=self.metrics)
+        return {"model": str(path), "rounds": self.round_stats}
+
+
+def check(cfg: Config) -> None:
+    """The unlabelled data must be given; model pseudo-labels need an ``init`` network."""
+    if not cfg.unlabelled.root:
+        raise ConfigError("unlabelled.root is not set: give the unlabelled images "
+                          "(unlabelled.root=PATH)")
+    p = cfg.pseudo
+    if p.enabled and p.source == "model" and not cfg.init:
+        raise ConfigError("pseudo.source=model needs init=<a trained model> (pseudo-labels "
+                          "from a random network are noise); or use pseudo.source=teacher, "
+                          "or pseudo.enabled=false")
+    if not cfg.labelled.root and not p.enabled and not (cfg.loss.view or cfg.loss.cross_modal):
+        raise ConfigError("nothing to train: no labelled.root, no pseudo-labels and no "
+                          "consistency terms")
+
+
+def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
+    """Train; returns the checkpoint path, the last losses, the rounds and the metrics."""
+    res = train(SemiHandRecipe(cfg), cfg.train, run_dir)
+    return {**res.outputs, "steps": res.steps, "losses": res.losses, "metrics": res.metrics}

@@ -1,0 +1,235 @@
+"""Data of the SemiHand recipe: labelled synthetic crops with masks, unlabelled crops (optionally
+around a teacher's hand), the paired training set and the two augmentation strengths.
+
+Unlabelled images are read at full resolution and cropped here (``input_size``): around the
+teacher's keypoints with ``crop_margin`` when the teacher found a hand (the same rule as the
+labelled crops, so both domains are framed alike), else by the reader's own rule (hand box,
+"crop" framing, centre square). The crop of an image is fixed, so pseudo-labels live in its
+pixels; every augmentation is a (B, 2, 3) matrix applied on the fly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from handpose.core.augment import AppearanceAugmentation, GeometricAugmentation, affine_matrices
+from handpose.core.augment_geometric import uniform
+from handpose.core.data.base import HandDataset
+from handpose.core.data.folder import ImageFolderDataset
+from handpose.core.data.freihand import FreiHANDDataset
+from handpose.core.data.handcrop import crop_sample
+from handpose.core.data.sample import collate
+from handpose.core.data.session_reader import SessionDataset
+from handpose.core.data.teacher import TeacherLabels
+from handpose.core.geometry.crop import apply_affine
+
+from ..config import ConfigError
+from .data import LabelledData, UnlabelledData, require_path, seeded_subset
+
+__all__ = [
+    "StrongAugSpec",
+    "WeakAugSpec",
+    "weak_perturbation",
+    "labelled_mask_dataset",
+    "unlabelled_base",
+    "UnlabelledCrops",
+    "PairedDataset",
+    "collate_pairs",
+]
+
+
+@dataclass(frozen=True)
+class StrongAugSpec:
+    """The "diversity" augmentation of labelled and confident pseudo-labelled crops (SemiHand:
+    colour jitter, translation, rotation, scale, grey-scale, random erasing; values *(choose)*).
+
+    Attributes:
+        max_angle_deg: rotation ~ U(-max, max). scale_range: zoom ~ U(lo, hi).
+        max_translation: shift ~ U(-max, max) per axis, in pixels of the 64-px grid (scaled to
+            the input size, as the weak perturbation).
+        color: HSV jitter. grayscale_prob, erase_prob: probabilities per image.
+    """
+
+    max_angle_deg: float = 30.0
+    scale_range: tuple[float, ...] = (0.85, 1.15)
+    max_translation: float = 5.0
+    color: bool = True
+    grayscale_prob: float = 0.1
+    erase_prob: float = 0.25
+
+    def __post_init__(self) -> None:
+        if len(self.scale_range) != 2 or not 0 < self.scale_range[0] <= self.scale_range[1]:
+            raise ValueError(f"strong.scale_range must be (lo, hi) with 0 < lo <= hi, got "
+                             f"{self.scale_range}")
+
+    def geometric(self, size: int, uv_grid: float) -> GeometricAugmentation:
+        return GeometricAugmentation(
+            max_angle_deg=self.max_angle_deg,
+            scale_range=(self.scale_range[0], self.scale_range[1]),
+            max_translation_px=self.max_translation * size / uv_grid,
+        )
+
+    def appearance(self) -> AppearanceAugmentation:
+        return AppearanceAugmentation(jitter_prob=1.0 if self.color else 0.0,
+                                      grayscale_prob=self.grayscale_prob,
+                                      erase_prob=self.erase_prob)
+
+
+@dataclass(frozen=True)
+class WeakAugSpec:
+    """The perturbation T of unlabelled crops (SemiHand: translations in [-5, 5] px, or
+    rotations in [-2, 2] deg, or by 90 / 180 / 270 deg; one kind per sample, equally likely).
+
+    Attributes:
+        max_translation: pixels of the 64-px grid the paper used (scaled to the input size).
+        max_angle_deg: the small rotations.
+        quarter_turns: include the 90 / 180 / 270 degree rotations.
+    """
+
+    max_translation: float = 5.0
+    max_angle_deg: float = 2.0
+    quarter_turns: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_translation < 0 or self.max_angle_deg < 0:
+            raise ValueError("weak.max_translation and weak.max_angle_deg must be >= 0")
+
+
+def weak_perturbation(b: int, size: int, spec: WeakAugSpec, uv_grid: float,
+                      generator: torch.Generator | None = None,
+                      device: torch.device | str | None = None) -> torch.Tensor:
+    """(B, 2, 3) matrices of the weak perturbation about the centre of a ``size`` crop."""
+    kinds = 3 if spec.quarter_turns else 2
+    kind = (uniform(b, 0.0, kinds, generator, device) // 1).clamp(max=kinds - 1)
+    t = spec.max_translation * size / uv_grid
+    shift = uniform(2 * b, -t, t, generator, device).view(b, 2)
+    small = uniform(b, -1.0, 1.0, generator, device) * math.radians(spec.max_angle_deg)
+    quarter = (uniform(b, 1.0, 4.0, generator, device) // 1).clamp(max=3) * (math.pi / 2)
+    angle = torch.where(kind == 1, small, torch.where(kind == 2, quarter, torch.zeros_like(small)))
+    shift = torch.where((kind == 0)[:, None], shift, torch.zeros_like(shift))
+    c = torch.full((2,), (size - 1) / 2, device=device)
+    return affine_matrices(angle, torch.ones(b, device=device), shift,
+                           torch.zeros(b, dtype=torch.bool, device=device), c, c)
+
+
+def labelled_mask_dataset(sec: LabelledData, size: int, seed: int, key: str = "labelled.root"
+                          ) -> Dataset[Any]:
+    """Labelled crops of ``size`` with their masks when the folder has them (FreiHAND
+    layout: ``<split>/mask/%08d.png``), or a labelled session (no masks)."""
+    root = require_path(sec.root, key)
+    ds: Dataset[Any]
+    if sec.format == "session":
+        ds = SessionDataset(root, labelled_only=True, crop_size=size,
+                            crop_margin=sec.crop_margin, skip_bad=sec.skip_bad)
+    else:
+        ds = FreiHANDDataset(root, sec.versions, split=sec.split, load_depth=False,
+                             load_mask=True, crop_size=size, crop_margin=sec.crop_margin,
+                             skip_bad=sec.skip_bad)
+    if len(ds) == 0:  # type: ignore[arg-type]
+        raise ConfigError(f"{key}: no labelled samples in {root.resolve()}")
+    return seeded_subset(ds, sec.fraction, sec.limit, seed)
+
+
+def unlabelled_base(sec: UnlabelledData, key: str = "unlabelled.root"
+                    ) -> tuple[HandDataset, dict[str, Any]]:
+    """The unlabelled reader at FULL resolution and the plain data identifying its images
+    (the teacher cache key)."""
+    root = require_path(sec.root, key)
+    kw: dict[str, Any] = dict(crop_margin=sec.crop_margin, skip_bad=sec.skip_bad)
+    csv = ""
+    ds: HandDataset
+    if sec.format == "freihand":
+        ds = FreiHANDDataset(root, load_depth=False, load_mask=False, **kw)
+    elif sec.format == "session":
+        ds = SessionDataset(root, labelled_only=False, **kw)
+    else:
+        path = Path(sec.index_csv) if sec.index_csv else root / "index.csv"
+        csv = str(path.resolve()) if path.is_file() else ""
+        ds = ImageFolderDataset(root, path if path.is_file() else None, **kw)
+    if len(ds) == 0:
+        raise ConfigError(f"{key}: no images found in {root.resolve()} (format {sec.format})")
+    ident = {"root": str(root.resolve()), "format": sec.format, "index_csv": csv, "n": len(ds)}
+    return ds, ident
+
+
+class UnlabelledCrops(Dataset[dict[str, Any]]):
+    """Crops of ``size`` of the images ``ids`` of a full-resolution reader, with the teacher's
+    labels in crop pixels.
+
+    Extra keys: ``teacher_found`` (bool), ``teacher_uv``, ``teacher_uv_corrected`` (21, 2)
+    crop px, ``teacher_z``, ``teacher_z_corrected`` (21,), ``teacher_score`` (float),
+    ``teacher_hand`` (int: 1 right, 0 left, -1 none) — zeros where not found; ``index`` stays
+    the reader's index of the image actually read.
+    """
+
+    def __init__(self, base: HandDataset, ids: Sequence[int], size: int, margin: float,
+                 labels: TeacherLabels | None = None) -> None:
+        self.base, self.ids, self.size, self.margin = base, list(ids), int(size), float(margin)
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        s = self.base[self.ids[i]]
+        j = int(s["index"])
+        lab = self.labels
+        found = lab is not None and bool(lab.found[j])
+        if found and lab is not None:
+            with_kp = dict(s)
+            with_kp["uv"] = torch.from_numpy(lab.uv[j].astype(np.float32))
+            out = crop_sample(with_kp, self.size, self.margin)
+            out.pop("uv")
+            A = out["crop_affine"].double().numpy()
+            for name, arr in (("teacher_uv", lab.uv[j]),
+                              ("teacher_uv_corrected", lab.uv_corrected[j])):
+                out[name] = torch.as_tensor(np.asarray(apply_affine(A, arr.astype(np.float64))),
+                                            dtype=torch.float32)
+            out["teacher_z"] = torch.from_numpy(lab.z_rel[j].copy())
+            out["teacher_z_corrected"] = torch.from_numpy(lab.z_corrected[j].copy())
+            out["teacher_score"] = float(lab.score[j])
+            out["teacher_hand"] = int(lab.handedness[j])
+        else:
+            out = crop_sample(s, self.size, self.base.crop_margin_for(s))
+            out["teacher_uv"] = out["teacher_uv_corrected"] = torch.zeros(21, 2)
+            out["teacher_z"] = out["teacher_z_corrected"] = torch.zeros(21)
+            out["teacher_score"] = 0.0
+            out["teacher_hand"] = -1
+        out["teacher_found"] = found
+        return out
+
+
+class PairedDataset(Dataset[dict[str, Any]]):
+    """Item i = unlabelled crop ``i mod NU`` (and its position, ``unl_index``) with labelled
+    crop ``i mod NL``; ``max(NU, NL)`` items, so an epoch visits both sets completely."""
+
+    def __init__(self, unlabelled: Dataset[Any], labelled: Dataset[Any] | None) -> None:
+        self.unlabelled, self.labelled = unlabelled, labelled
+        self.nu = len(unlabelled)  # type: ignore[arg-type]
+        self.nl = 0 if labelled is None else len(labelled)  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return max(self.nu, self.nl)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item: dict[str, Any] = {"unl": self.unlabelled[i % self.nu], "unl_index": i % self.nu}
+        if self.labelled is not None:
+            item["lab"] = self.labelled[i % self.nl]
+        return item
+
+
+def collate_pairs(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Batch :class:`PairedDataset` items: ``unl`` and ``lab`` collated separately."""
+    out: dict[str, Any] = {"unl": collate([it["unl"] for it in items]),
+                           "unl_index": torch.tensor([it["unl_index"] for it in items])}
+    if "lab" in items[0]:
+        out["lab"] = collate([it["lab"] for it in items])
+    return out
