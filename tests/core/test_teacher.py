@@ -108,6 +108,17 @@ def test_cache_labels_once_and_resumes_after_a_torn_line(tmp_path: Path, hand_mo
     assert len(path.read_text().splitlines()) == 7
 
 
+def test_label_only_some_images(tmp_path: Path, hand_model) -> None:
+    teacher = FakeTeacher(hand_model)
+    path = tmp_path / "c.jsonl"
+    part = label_dataset(Images(6), teacher, path, {"n": 6}, progress=False, indices=[4, 0, 4])
+    assert teacher.calls == 2 and part.found.tolist() == [True, False, False, False, True, False]
+    full = label_dataset(Images(6), teacher, path, {"n": 6}, progress=False)
+    assert teacher.calls == 6 and full.found.tolist() == [True, False, True, False, True, False]
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 6\)"):
+        label_dataset(Images(6), teacher, path, {"n": 6}, progress=False, indices=[6])
+
+
 def test_cache_of_other_images_is_refused(tmp_path: Path, hand_model) -> None:
     teacher = FakeTeacher(hand_model)
     path = tmp_path / "c.jsonl"
