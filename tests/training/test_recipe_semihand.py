@@ -65,10 +65,14 @@ def test_semihand_end_to_end(tmp_path: Path) -> None:
     fh = write_masked_freihand(tmp_path / "fh")
     imgs = write_image_folder(tmp_path / "imgs", n=16)
     common = ["semihand", "--preset", "tiny", f"labelled.root={fh}", f"unlabelled.root={imgs}"]
-    base = tmp_path / "base"  # supervised + consistency only: the initial network
-    assert main([*common, "pseudo.enabled=false", f"out={base}", "train.steps=6"]) == 0
+    base = tmp_path / "base"  # L_sup only (the synthetic baseline): the initial network
+    assert main([*common, "pseudo.enabled=false", "loss.view=false", "loss.cross_modal=false",
+                 f"out={base}", "train.steps=6", "train.image_every=3"]) == 0
+    assert set(_metrics(base)[0]) >= {"train/sup_pose", "train/sup_mask"}
+    assert not any("view" in k or "unsup" in k for k in _metrics(base)[0])
     run = tmp_path / "semi"
-    assert main([*common, f"init={base}", f"out={run}", "train.steps=8"]) == 0
+    assert main([*common, f"init={base}", f"out={run}", "train.steps=8",
+                 "train.image_every=4"]) == 0
 
     model, meta = load_checkpoint(run / "model.pt")
     assert meta.arch["name"] == "posenet_resnet18_mask" and meta.input_size == 64

@@ -239,6 +239,8 @@ class SemiHandRecipe(Recipe):
             xu_aug = torch.where(conf[:, None, None, None], self.strong_app(xu_aug), xu_aug)
             lab = self._labelled_views(batch["lab"]) if "lab" in batch else None
             nl = 0 if lab is None else lab["x"].shape[0]
+            if not (c.pseudo.enabled or lw.view or lw.cross_modal):
+                xu, xu_aug, mu = xu[:0], xu_aug[:0], mu[:0]  # L_sup only: no unlabelled pass
             x_aug = xu_aug if lab is None else torch.cat([lab["aug"], xu_aug])
             x_base = xu if lab is None else torch.cat([lab["x"], xu])
             matrix = mu if lab is None else torch.cat([lab["matrix"], mu])
@@ -298,8 +300,12 @@ class SemiHandRecipe(Recipe):
                 terms["cross_m2d"], terms["cross_d2m"] = m2d, d2m
                 cons = cons + m2d + d2m
             total = total + lw.consistency * cons
-        self._last = {"images": xu_aug[:4].detach(), "uv": uo["uv"][:4].detach(),
-                      "uv_pseudo": transform_points(self.pseudo.uv[idx[:4]].to(dev), mu[:4])}
+        if xu_aug.shape[0]:  # unlabelled crops: prediction and pseudo-label (white)
+            self._last = {"images": xu_aug[:4].detach(), "uv": uo["uv"][:4].detach(),
+                          "uv_gt": transform_points(self.pseudo.uv[idx[:4]].to(dev), mu[:4])}
+        elif lab is not None:  # labelled crops: prediction and label (white)
+            self._last = {"images": lab["aug"][:4], "uv": out["uv"][:4].detach(),
+                          "uv_gt": lab["uv"][:4]}
         return {"loss": total, **terms}
 
     def _cross_modal(self, uv: torch.Tensor, mask: torch.Tensor, size: int
@@ -316,8 +322,8 @@ class SemiHandRecipe(Recipe):
     def images(self, batch: Any, step: int) -> dict[str, Any]:
         if not self._last:
             return {}
-        return {"unlabelled": draw_skeletons(self._last["images"], self._last["uv"],
-                                             self._last["uv_pseudo"])}
+        return {"skeletons": draw_skeletons(self._last["images"], self._last["uv"],
+                                            self._last["uv_gt"])}
 
     def evaluate(self, step: int) -> dict[str, float]:
         if not self.cfg.val.root:
