@@ -70,6 +70,11 @@ TAU = 1.5
 #: Lower bound of the root depth, in reference-bone lengths, when a 2.5D label is lifted for
 #: correction (:func:`correct_pose_25d`).
 MIN_ROOT_DEPTH = 7.0
+#: Corrected joints must stay this many template reference bones in front of the camera.
+_MIN_DEPTH = 0.1
+#: How often :func:`correct_pose_25d` may double the focal length for a label it cannot keep
+#: in front of the camera (2^12: practically orthographic).
+_FOCAL_DOUBLINGS = 12
 
 
 def _check_pose(uv: torch.Tensor, z: torch.Tensor, name: str) -> None:
@@ -284,7 +289,8 @@ class Corrected25D:
         uv: (B, 21, 2) crop pixels of the corrected pose. z_rel: (B, 21).
         violations_before, violations_after: (B,) int64 numpy, violated biomechanical
             constraints of the lifted label and of the corrected pose
-            (:func:`handpose.core.biomech.count_violations`).
+            (:func:`handpose.core.biomech.count_violations`); -1 for a label that could not
+            be corrected (see :func:`correct_pose_25d`).
         is_left: (B,) bool numpy, the chirality used.
     """
 
@@ -327,12 +333,16 @@ def correct_pose_25d(
     back into 2.5D with :func:`~handpose.core.geometry.lifting.to_25d` and the same ``K``.
     The metric scale is irrelevant: lifting is linear in it and the correction and ``to_25d``
     are scale-invariant. The normalised root depth Z = Z_root / s is clamped to at least
-    ``min_root_depth`` (7): the correction keeps the wrist and no joint of a feasible hand
-    is farther than 6.44 reference bones from it (the longest chain at the upper bone-length
-    limits), so the corrected hand stays in front of the camera even for a label without a
-    real solution of the lifting quadratic. Only hands closer than 7 reference bones (about
-    20-30 cm) are lifted with a distorted depth. A feasible, consistently lifted label comes
-    back unchanged up to round-off.
+    ``min_root_depth`` (7; the wrist stays where it is and a feasible hand reaches at most
+    6.44 of its own reference bones from it). The corrected hand's size is chosen by
+    ``correct_pose`` from the lifted bones, so a label that is inconsistent with ``K`` (a
+    hand that would subtend a large angle, typical of a tight crop of a bigger photo with the
+    default webcam ``K``) can still come out partly behind the camera. Such labels are lifted
+    again with the focal length doubled (a weaker perspective, the principal point fixed)
+    until the corrected joints lie at least 0.1 template reference bones in front of the
+    camera (at most 2^12 times; a label that never does is returned unchanged with
+    violation counts -1). A feasible, consistently lifted label comes back unchanged up to
+    round-off.
 
     Args:
         uv: (B, 21, 2) crop pixels; z_rel: (B, 21); K: (B, 3, 3) or (3, 3) of the crop.
@@ -361,13 +371,47 @@ def correct_pose_25d(
     k = K.detach().to("cpu", torch.float64).expand(b, 3, 3)
     if not (torch.isfinite(q).all() and torch.isfinite(z).all()):
         raise ValueError("uv and z_rel must be finite")
+    uv_c, z_c = q.clone(), z.clone()
+    before = np.zeros(b, np.int64)
+    after = np.zeros(b, np.int64)
+    is_left = np.zeros(b, bool)
+    pending = np.arange(b)
+    focal = 1.0
+    for _ in range(_FOCAL_DOUBLINGS + 1):
+        kk = k[pending].clone()
+        kk[:, :2, :2] *= focal  # longer focal length, same principal point
+        joints, bf, left = _lift_and_correct(q[pending], z[pending], kk, codes[pending], m,
+                                             min_root_depth)
+        ok = joints[..., 2].min(-1) > _MIN_DEPTH * m.reference_bone_length
+        rows = pending[ok]
+        if rows.size:
+            u, zz, _ = to_25d(torch.from_numpy(joints[ok]), kk[torch.from_numpy(ok)])
+            uv_c[rows], z_c[rows] = u, zz
+            before[rows], is_left[rows] = bf[ok], left[ok]
+            for flag, hand in ((False, "right"), (True, "left")):
+                sub = ok & (left == flag)
+                if sub.any():
+                    after[pending[sub]] = count_violations(joints[sub], hand, model=m)
+        pending = pending[~ok]
+        if pending.size == 0:
+            break
+        focal *= 2.0
+    if pending.size:  # never seen; kept as they are and reported as not corrected
+        before[pending] = after[pending] = -1
+    return Corrected25D(uv_c.to(dev, dt), z_c.to(dev, dt), before, after, is_left)
+
+
+def _lift_and_correct(q: torch.Tensor, z: torch.Tensor, k: torch.Tensor, codes: np.ndarray,
+                      m: HandModel, min_root_depth: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, 21, 3) corrected joints (metres), (N,) violations of the lifted label, (N,) left."""
     s = m.reference_bone_length
     root = normalized_root_depth(q, z, k)
     root = torch.nan_to_num(root, nan=0.0).clamp(min=min_root_depth)
     joints = lift_from_root_depth(q, z, k, s, s * root).numpy()
     corrected = np.empty_like(joints)
-    before = np.zeros(b, np.int64)
-    is_left = np.zeros(b, bool)
+    before = np.zeros(len(q), np.int64)
+    is_left = np.zeros(len(q), bool)
     for code, name in ((1, "right"), (0, "left"), (-1, "auto")):
         rows = np.flatnonzero(codes == code)
         if rows.size == 0:
@@ -383,10 +427,4 @@ def correct_pose_25d(
                 before[sub] = count_violations(joints[sub], hand, model=m)
                 corrected[sub] = correct_pose(joints[sub], handedness=hand, model=m)
         is_left[rows] = left
-    after = np.zeros(b, np.int64)
-    for flag, hand in ((False, "right"), (True, "left")):
-        sub = np.flatnonzero(is_left == flag)
-        if sub.size:
-            after[sub] = count_violations(corrected[sub], hand, model=m)
-    uv_c, z_c, _ = to_25d(torch.from_numpy(corrected), k)
-    return Corrected25D(uv_c.to(dev, dt), z_c.to(dev, dt), before, after, is_left)
+    return corrected, before, is_left

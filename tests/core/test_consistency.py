@@ -222,6 +222,24 @@ def test_correct_25d_inputs_without_real_root_stay_in_front(hand_model) -> None:
     assert (c.violations_after == 0).all()
 
 
+def test_correct_25d_keeps_labels_inconsistent_with_K_in_front(hand_model, monkeypatch) -> None:
+    import handpose.core.losses.consistency as consistency
+
+    joints = _feasible_hand(hand_model, 64, seed=3)
+    uv, z, _ = to_25d(joints, K128)
+    k_short = K128.clone()
+    k_short[0, 0] = k_short[1, 1] = 15.0  # a 10x too short focal length, depths x 3
+    monkeypatch.setattr(consistency, "_FOCAL_DOUBLINGS", 0)
+    stuck = correct_pose_25d(uv, 3 * z, k_short)
+    assert (stuck.violations_after == -1).any()  # some corrected hands fell behind the camera
+    torch.testing.assert_close(stuck.uv[stuck.violations_after == -1],
+                               uv[stuck.violations_after == -1])  # returned as they were
+    monkeypatch.undo()
+    fixed = correct_pose_25d(uv, 3 * z, k_short)
+    assert (fixed.violations_after == 0).all()
+    assert torch.isfinite(fixed.uv).all() and torch.isfinite(fixed.z_rel).all()
+
+
 def test_correct_25d_errors() -> None:
     uv = torch.zeros(2, 21, 2)
     z = torch.zeros(2, 21)

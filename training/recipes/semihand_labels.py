@@ -196,10 +196,11 @@ def refresh_pseudo_labels(
         "confident_share": float(labels.confident.float().mean()),
         "confident_share_of_valid": float(labels.confident.sum()) / nv,
         "confidence_median": float(conf_valid.median()) if conf_valid.numel() else float("nan"),
-        "infeasible_before": float((vb > 0).mean()) if vb.size else 0.0,
-        "infeasible_after": float((va > 0).mean()) if va.size else 0.0,
-        "violations_before_mean": float(vb.mean()) if vb.size else 0.0,
-        "violations_after_mean": float(va.mean()) if va.size else 0.0,
+        # -1: a label the correction could not handle (counted as infeasible after it)
+        "infeasible_before": float((vb != 0).mean()) if vb.size else 0.0,
+        "infeasible_after": float((va != 0).mean()) if va.size else 0.0,
+        "violations_before_mean": float(vb[vb >= 0].mean()) if (vb >= 0).any() else 0.0,
+        "violations_after_mean": float(va[va >= 0].mean()) if (va >= 0).any() else 0.0,
     }
     if change:
         ch = torch.cat(change)[labels.valid]
