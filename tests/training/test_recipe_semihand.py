@@ -4,7 +4,6 @@ unlabelled images), the rounds' report, the checkpoint, the teacher path and bad
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,18 +129,24 @@ def test_weak_perturbation_kinds() -> None:
     assert torch.allclose(torch.linalg.det(lin), torch.ones(400), atol=1e-5)  # no scaling
 
 
-def test_teacher_labels_on_real_images_without_synthetic_data(tmp_path: Path,
-                                                              real_hands_dir: Path) -> None:
-    src = sorted((real_hands_dir / "linto_gestures").glob("*.jpg"))[:8]
-    imgs = tmp_path / "real"
-    imgs.mkdir()
-    for p in src:
-        shutil.copy(p, imgs / p.name)
+def test_teacher_labels_on_a_user_session_without_synthetic_data(tmp_path: Path,
+                                                                  real_hands_dir: Path) -> None:
+    """The app's "fine-tune on sessions": a recording, MediaPipe's labels, no synthetic set."""
+    from handpose.core.data.session_writer import SessionWriter
+    from handpose.core.geometry.camera import default_intrinsics
+    from handpose.core.types import Frame
+
+    session = tmp_path / "session"
+    with SessionWriter(session, K_calibrated=False, source="test", fsync="close") as w:
+        for i, p in enumerate(sorted((real_hands_dir / "linto_gestures").glob("*.jpg"))[:8]):
+            rgb = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+            w.append_frame(Frame(rgb, default_intrinsics(rgb.shape[1], rgb.shape[0]),
+                                 timestamp=i / 30, index=i))
     run = tmp_path / "teach"
     cache = tmp_path / "cache"
-    argv = ["semihand", "--preset", "tiny", "--source", "teacher", f"unlabelled.root={imgs}",
-            "teacher.filter=score", f"teacher.cache_dir={cache}", f"out={run}",
-            "train.steps=2"]
+    argv = ["semihand", "--preset", "tiny", "--source", "teacher", f"unlabelled.root={session}",
+            "unlabelled.format=session", "teacher.filter=score", f"teacher.cache_dir={cache}",
+            f"out={run}", "train.steps=2"]
     assert main(argv) == 0
     files = list(cache.glob("teacher-*.jsonl"))
     assert len(files) == 1
@@ -150,7 +155,14 @@ def test_teacher_labels_on_real_images_without_synthetic_data(tmp_path: Path,
     assert all(r["violations_after"] == 0 for r in records if r["found"])
     rounds = [json.loads(x) for x in (run / "rounds.jsonl").read_text().splitlines()]
     assert rounds[0]["valid_share"] >= 0.75 and rounds[0]["infeasible_after"] == 0.0
+    # the score filter: MediaPipe's confident hands pass, and its labels are kept as they are
+    scores = [r["score"] for r in records if r["found"]]
+    assert rounds[0]["confident_share"] == pytest.approx(sum(x >= 0.9 for x in scores) / 8)
+    assert rounds[1]["label_change_mean"] == 0.0
     assert load_checkpoint(run / "model.pt").meta.training["init_kind"] == "none"
+    # a second run finds every label in the cache (no MediaPipe call): same labels
+    assert main([*argv[:-2], f"out={tmp_path / 'again'}", "train.steps=2"]) == 0
+    assert len(files[0].read_text().splitlines()) == 9
 
 
 @pytest.mark.filterwarnings("ignore:ImageFolderDataset. skipping bad samples")

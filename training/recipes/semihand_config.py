@@ -55,8 +55,8 @@ class TeacherSpec:
     Attributes:
         model_complexity, min_detection_confidence, pad_retry, mirrored: of
             :class:`~handpose.core.data.teacher.MediaPipeTeacher`.
-        filter: "confidence" (C <= tau with the network, every round) or "score" (MediaPipe's
-            score >= min_score and l(p^, P(p^)) <= tau).
+        filter: "confidence" (C <= tau with the network, labels updated every round) or
+            "score" (MediaPipe's score >= min_score; the teacher's labels are kept).
         min_score: see ``filter``.
         cache_dir: folder of the teacher cache ("" = <run>/teacher).
     """

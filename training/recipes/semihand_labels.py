@@ -7,10 +7,12 @@ once as it is (p') and once under a weak perturbation T (f(T(x))), in eval mode:
   (``source="teacher"``; images where the teacher found no hand get no pseudo-label);
 - round t > 0: p^ = (p' + r') / 2, the minimiser of l(p', p^) + l(r', p^) (eq. 6.7);
 - r = P(p^) (:func:`~handpose.core.losses.consistency.correct_pose_25d` with the crop's K);
-- C = l(T(p^), f(T(x))) + l(p^, r) (eq. 6.8); a label is confident when C <= tau. With the
-  teacher and ``filter="score"`` the stability term is replaced by the teacher's own score:
-  confident when score >= min_score and l(p^, r) <= tau (useful when the initial network is
-  too weak to judge the teacher).
+- C = l(T(p^), f(T(x))) + l(p^, r) (eq. 6.8); a label is confident when C <= tau.
+
+With the teacher and ``filter="score"`` MediaPipe's own score decides instead (confident
+when score >= min_score, every round) and the labels stay the teacher's (no eq. 6.7 update:
+the score describes the teacher's label, not a mixture), useful when the initial network is
+too weak to judge the teacher. C is still computed and reported.
 
 The round's statistics (how many labels were infeasible before and after the correction, the
 share passing the threshold, C) are returned for logging.
@@ -147,6 +149,7 @@ def refresh_pseudo_labels(
             p_uv, p_z = out["uv"][:b].float().cpu(), out["z_rel"][:b].float().cpu()
             t_uv, t_z = out["uv"][b:].float().cpu(), out["z_rel"][b:].float().cpu()
             T = T.cpu()
+            fixed = use_teacher and teacher_filter == "score"
             if first:
                 if use_teacher:
                     uv, z = batch["teacher_uv"].float(), batch["teacher_z"].float()
@@ -154,7 +157,7 @@ def refresh_pseudo_labels(
                 else:
                     uv, z = p_uv, p_z
                     labels.valid[rows] = True
-            elif spec.update_labels:
+            elif spec.update_labels and not fixed:
                 uv, z = update_pseudo_labels(p_uv, p_z, labels.r_uv[rows], labels.r_z[rows])
             else:
                 uv, z = labels.uv[rows], labels.z[rows]
@@ -172,9 +175,8 @@ def refresh_pseudo_labels(
             kw = dict(lambda_d=lambda_d, uv_grid=uv_grid)
             conf = pseudo_label_confidence(uv, z, t_uv, t_z, T, r_uv, r_z, crop_size,
                                            **kw)  # type: ignore[arg-type]
-            if use_teacher and teacher_filter == "score":
-                plaus = pose_distance(uv, z, r_uv, r_z, crop_size, **kw)  # type: ignore[arg-type]
-                ok = (batch["teacher_score"].float() >= min_score) & (plaus <= spec.tau)
+            if fixed:
+                ok = batch["teacher_score"].float() >= min_score
             else:
                 ok = conf <= spec.tau
             labels.uv[rows], labels.z[rows] = uv, z
