@@ -223,7 +223,7 @@ def test_correct_25d_inputs_without_real_root_stay_in_front(hand_model) -> None:
 
 
 def test_correct_25d_keeps_labels_inconsistent_with_K_in_front(hand_model, monkeypatch) -> None:
-    import handpose.core.losses.consistency as consistency
+    import handpose.core.losses.pose_registration as consistency
 
     joints = _feasible_hand(hand_model, 64, seed=3)
     uv, z, _ = to_25d(joints, K128)
