@@ -1,5 +1,11 @@
 """Losses: contrastive (NT-Xent, PeCLR), pose, sphere-model fitting energies, consistency."""
 
+from .consistency import (
+    pose_distance,
+    pseudo_label_confidence,
+    update_pseudo_labels,
+    view_consistency,
+)
 from .contrastive import invert_latent_transform, nt_xent, peclr_loss
 from .fitting import (
     bone_length_band,
@@ -21,6 +27,7 @@ from .pose import (
     xyz_l1,
     z_rel_l1,
 )
+from .pose_registration import Corrected25D, correct_pose_25d
 
 __all__ = [
     "invert_latent_transform",
@@ -42,4 +49,10 @@ __all__ = [
     "multiview_consistency",
     "mask_to_circles",
     "circles_to_mask",
+    "pose_distance",
+    "view_consistency",
+    "pseudo_label_confidence",
+    "update_pseudo_labels",
+    "correct_pose_25d",
+    "Corrected25D",
 ]
