@@ -128,10 +128,8 @@ def chirality_margin(joints: Any, model: HandModel | None = None) -> np.ndarray:
         raise ValueError(f"joints must have shape (N, 21, 3) metres; got {j.shape}")
     if len(j) == 0:
         return np.zeros(0)
-    limits = limits_for(model)
-    as_right = np.asarray(total_excess_right(j, limits))
-    as_left = np.asarray(total_excess_right(mirror_x(j), limits))
-    return np.asarray(as_left - as_right, dtype=np.float64)
+    both = np.asarray(total_excess_right(np.concatenate([j, mirror_x(j)]), limits_for(model)))
+    return np.asarray(both[len(j):] - both[:len(j)], dtype=np.float64)
 
 
 class HandednessVote:
