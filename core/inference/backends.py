@@ -242,7 +242,8 @@ def load_backend(checkpoint: str | PathLike[str], backend: str = "auto",
     Args:
         checkpoint: a handpose checkpoint file (``.pt``) or an exported ``.onnx``.
         backend: "onnx", "torch" or "auto" (torch on CUDA, ONNX Runtime on the CPU).
-        device: "auto", "cpu", "cuda[:N]" (the ONNX backend runs on the CPU only).
+        device: "auto", "cpu", "cuda[:N]" (the ONNX backend runs on the CPU only; with
+            ``backend="onnx"``, "auto" means the CPU).
         threads: CPU threads of the network (None: the runtime's default).
         cache_dir: cache of ONNX exports (see :func:`cached_onnx`).
 
@@ -252,7 +253,7 @@ def load_backend(checkpoint: str | PathLike[str], backend: str = "auto",
     """
     if backend not in ("auto", "onnx", "torch"):
         raise ValueError(f"backend must be 'auto', 'onnx' or 'torch'; got {backend!r}")
-    dev = resolve_device(device)
+    dev = resolve_device("cpu" if backend == "onnx" and str(device) == "auto" else device)
     path = Path(checkpoint)
     if path.suffix.lower() == ".onnx":
         if backend == "torch":

@@ -335,6 +335,8 @@ class HandPoseEstimator:
                 done[i] = True
         todo = ~done
         if np.any(todo):
+            # Z_root / s clamped to [2, 200]: 9 cm to 9 m for an adult hand, which keeps a raw
+            # prediction without a real root (an untrained network) from lifting to infinity
             joints[todo] = np.asarray(lift_to_3d(uv[todo], z_rel[todo], K, scales[todo],
                                                  root_range=(2.0, 200.0)))
         return joints, scales
