@@ -19,6 +19,15 @@ Registered names (N in 18, 34, 50, 101, 152):
 - ``posenet_resnetN_mask``: :class:`PoseMaskNet`, the regression PoseNet plus a hand-mask head
   (SemiHand; ``width=64``, ``hidden=0``, ``error_scale=0.05``, ``root_refine=False``,
   ``mask_channels=64``, ``mask_deconv=3``).
+- ``dual_resnetN``: :class:`DualModalityNet` (RGB + depth training network, RGB-branch
+  ``forward``; ``width=64``, ``channels=256``, ``num_deconv=3``, ``beta=10.0``,
+  ``proj_hidden=512``, ``proj_dim=128``).
+- ``posenet_resnetN_multimodal``: :class:`PoseNet` with the dual network's shared decoder
+  (pose, mask, depth), i.e. its RGB branch alone (``width``, ``channels``, ``num_deconv``,
+  ``beta`` as above).
+- ``crossvae_resnetN``: :class:`CrossModalVAE` (``width=64``, ``latent=64``,
+  ``rgb_hidden=512``, ``point_width=64``, ``pose_hidden=128``, ``heatmap_size=32``,
+  ``heatmap_channels=256``, ``grid=16``, ``fold_hidden=256``, ``beta=10.0``).
 """
 
 from __future__ import annotations
@@ -30,6 +39,8 @@ from typing import Any
 
 from torch import nn
 
+from .crossvae import CrossModalVAE
+from .dual import DualModalityNet, MultiModalHead
 from .heads import (
     DEFAULT_ERROR_SCALE,
     HeatmapHead25D,
@@ -194,3 +205,34 @@ for _d in RESNET_DEPTHS:
     register_model(f"simclr_resnet{_d}")(_simclr_factory(_d))
     register_model(f"posenet_resnet{_d}")(_posenet_factory(_d))
     register_model(f"posenet_resnet{_d}_heatmap")(_heatmap_factory(_d))
+
+
+def _dual_factory(depth: int) -> Factory:
+    def make(*, width: int = 64, channels: int = 256, num_deconv: int = 3, beta: float = 10.0,
+             proj_hidden: int = 512, proj_dim: int = 128) -> nn.Module:
+        return DualModalityNet(depth, width, channels, num_deconv, beta, proj_hidden, proj_dim)
+    return make
+
+
+def _multimodal_factory(depth: int) -> Factory:
+    def make(*, width: int = 64, channels: int = 256, num_deconv: int = 3,
+             beta: float = 10.0) -> nn.Module:
+        enc = ResNetEncoder(depth, width=width)
+        return PoseNet(enc, MultiModalHead(enc.feature_dim, channels=channels,
+                                           num_deconv=num_deconv, beta=beta))
+    return make
+
+
+def _crossvae_factory(depth: int) -> Factory:
+    def make(*, width: int = 64, latent: int = 64, rgb_hidden: int = 512, point_width: int = 64,
+             pose_hidden: int = 128, heatmap_size: int = 32, heatmap_channels: int = 256,
+             grid: int = 16, fold_hidden: int = 256, beta: float = 10.0) -> nn.Module:
+        return CrossModalVAE(depth, width, latent, rgb_hidden, point_width, pose_hidden,
+                             heatmap_size, heatmap_channels, grid, fold_hidden, beta)
+    return make
+
+
+for _d in RESNET_DEPTHS:
+    register_model(f"dual_resnet{_d}")(_dual_factory(_d))
+    register_model(f"posenet_resnet{_d}_multimodal")(_multimodal_factory(_d))
+    register_model(f"crossvae_resnet{_d}")(_crossvae_factory(_d))

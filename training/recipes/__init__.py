@@ -88,3 +88,9 @@ register("export", "handpose.training.recipes.export",
 register("semihand", "handpose.training.recipes.semihand",
          "SemiHand: synthetic labels + unlabelled real images (pseudo-labels, consistency)",
          {"source": "pseudo.source"})
+register("dual", "handpose.training.recipes.dual",
+         "dual-modality RGB+depth network: synthetic pre-training, pseudo-label fine-tuning",
+         {"stage": "stage"})
+register("crossvae", "handpose.training.recipes.crossvae",
+         "cross-modal VAE (RGB, point clouds; product of experts): pose + hand point cloud",
+         {"variant": "variant"})
