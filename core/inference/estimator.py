@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 #: Keys of ``FrameResult.timings_ms`` (milliseconds; 0 for a stage that did not run).
+#: "track" is the tracker's own work (crop planning, association, IDs).
 STAGES: tuple[str, ...] = ("detect", "crop", "network", "track", "lift", "correct", "filter",
                            "fit", "total")
 #: One Euro settings of the 3D joints (metres): 1.5 Hz when still, +10 Hz per m/s *(choose)*.
@@ -150,8 +151,8 @@ class HandPoseEstimator:
             path = Path(checkpoint) if checkpoint is not None else default_checkpoint_path()
             if checkpoint is None and not path.is_file():
                 raise CheckpointError(f"no checkpoint given and the default checkpoint {path} "
-                                      f"does not exist: {MAKE_DEFAULT_CHECKPOINT}; or pass "
-                                      "checkpoint=PATH")
+                                      f"does not exist: {MAKE_DEFAULT_CHECKPOINT}; or pass a "
+                                      "checkpoint (checkpoint=PATH, --checkpoint PATH)")
             self.backend: PoseBackend = load_backend(path, backend, device, threads, cache_dir)
         else:
             if not callable(getattr(backend, "run", None)) or \
@@ -259,6 +260,7 @@ class HandPoseEstimator:
         detections = self.detector.detect(frame.rgb) if self.tracker.should_detect() else None
         t0 = lap("detect", t0) if detections is not None else t0
         plans = self.tracker.plan(detections)
+        t0 = lap("track", t0)
         if not plans:
             timings["total"] = (time.perf_counter() - t_start) * 1000.0
             return FrameResult(frame=frame, hands=(), timings_ms=timings)
