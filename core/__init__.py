@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "HandPoseEstimator": ".inference",
     "open_source": ".data.sources",
     "list_cameras": ".data.sources",
     "FrameSource": ".data.sources",

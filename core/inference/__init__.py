@@ -1,1 +1,17 @@
 """Runtime: hand detection, tracking, the HandPoseEstimator pipeline, filters, test-time fitting."""
+
+from .backends import PoseBackend, load_backend
+from .calibration import calibrate_hand_size, hand_scale_from_length
+from .estimator import STAGES, HandPoseEstimator
+from .filters import OneEuroFilter, OneEuroParams
+
+__all__ = [
+    "HandPoseEstimator",
+    "STAGES",
+    "PoseBackend",
+    "load_backend",
+    "calibrate_hand_size",
+    "hand_scale_from_length",
+    "OneEuroFilter",
+    "OneEuroParams",
+]
