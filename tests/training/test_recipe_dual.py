@@ -196,3 +196,17 @@ def test_depth_free_data_is_refused_with_the_reason(tmp_path: Path) -> None:
     fh = write_freihand(tmp_path / "plain", n=4, size=64)
     with pytest.raises(ConfigError, match="has no depth maps"):
         multimodal_dataset(LabelledData(root=str(fh)), 64, 0)
+
+
+def test_rgb_only_baseline_trains_the_rgb_branch_alone(rgbd: Path, tmp_path: Path) -> None:
+    run = tmp_path / "base"
+    assert main(["dual", "--preset", "tiny", f"data.root={rgbd}", f"out={run}", "rgb_only=true",
+                 "train.steps=2"]) == 0
+    losses = json.loads((run / "result.json").read_text())["losses"]
+    assert set(losses) == {"sup_rgb", "sup", "loss"}
+    full, _ = load_checkpoint(run / "dual.pt")
+    # the depth branch never ran: its BN statistics are still the initial ones
+    assert float(full.depth_encoder.bn1.running_var.sub(1).abs().max()) == 0.0
+    assert float(full.encoder.bn1.running_var.sub(1).abs().max()) > 0.0
+    with pytest.raises(ValueError, match="pre-training setting"):
+        dual.Config(stage="finetune", rgb_only=True)

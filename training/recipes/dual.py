@@ -128,9 +128,12 @@ class Config:
         data: synthetic labelled crops with depth (and masks); required for pretrain.
         unlabelled: real images (finetune); ``load_size`` is replaced by ``input_size``.
         val: optional labelled set evaluated with the RGB branch.
+        rgb_only: pretrain the RGB branch alone with M and no depth, no L_c: the paper's
+            baseline (synthetic multi-modal supervision only), same network and data.
     """
 
     stage: Literal["pretrain", "finetune"] = "pretrain"
+    rgb_only: bool = False
     out: str = ""
     init: str = input_path("", doc="encoder weights (pretrain) or a dual network (finetune)")
     input_size: int = 128
@@ -147,6 +150,8 @@ class Config:
     def __post_init__(self) -> None:
         if self.input_size < 32 or self.input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32, >= 32; got {self.input_size}")
+        if self.rgb_only and self.stage != "pretrain":
+            raise ValueError("rgb_only (the RGB-only baseline) is a pre-training setting")
 
 
 class DualRecipe(Recipe):
@@ -245,6 +250,15 @@ class DualRecipe(Recipe):
                 views.append(normalize_images(self.texture(x)))
                 depths.append(perturb_depth(d, c.aug.depth_erase_prob, c.aug.depth_noise))
         n = rgb.shape[0]
+        if c.rgb_only:
+            y_r = _f32(net.decode(net.encode_rgb(views[0]), (s, s)))
+            with self.full_precision():
+                side = int(y_r["depth"].shape[-1])
+                m_t = None if mask is None else pool_maps(mask, side)
+                sup = self._m(y_r, uv, z, m_t, pool_maps(d, side))
+            self._last = {"images": xa[:4].detach(), "uv": y_r["uv"][:4].detach(),
+                          "uv_gt": uv[:4]}
+            return {"sup_rgb": sup, "sup": sup}
         f_r = net.encode_rgb(torch.cat(views))
         f_d, att = net.encode_depth(torch.cat(depths))
         f_f = net.encode_fusion(torch.cat(views), att, c.loss.stop_gradient)
@@ -325,8 +339,8 @@ class DualRecipe(Recipe):
     def training_step(self, batch: dict[str, Any], step: int) -> dict[str, torch.Tensor]:
         c = self.cfg
         if c.stage == "pretrain":
-            out = self.supervised(batch, contrastive=True)
-            out["loss"] = out["sup"] + c.loss.lambda_c * out["contrast"]
+            out = self.supervised(batch, contrastive=not c.rgb_only)
+            out["loss"] = out["sup"] + c.loss.lambda_c * out.get("contrast", 0.0)
             return out
         out = self.unsupervised(batch["unl"])
         loss = c.loss.lambda_f * out["distill"] + c.loss.lambda_l * out["pseudo"]
