@@ -31,6 +31,8 @@ those weights.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -171,7 +173,7 @@ class MultiModalHead(nn.Module):
         assert bias is not None
         with torch.no_grad():
             bias.zero_()
-            bias[2 * num_joints] = float(torch.logit(torch.tensor(mask_prior)))
+            bias[2 * num_joints] = math.log(mask_prior / (1.0 - mask_prior))
             bias[2 * num_joints + 1] = 1.0  # "far" everywhere at the start
 
     def forward(self, fmap: Tensor, input_hw: tuple[int, int]) -> dict[str, Tensor]:
