@@ -28,6 +28,10 @@ Registered names (N in 18, 34, 50, 101, 152):
 - ``crossvae_resnetN``: :class:`CrossModalVAE` (``width=64``, ``latent=64``,
   ``rgb_hidden=512``, ``point_width=64``, ``pose_hidden=128``, ``heatmap_size=32``,
   ``heatmap_channels=256``, ``grid=16``, ``fold_hidden=256``, ``beta=10.0``).
+- ``disentangled_vae``: :class:`DisentangledVAE`, the dVAE of pose and image content whose
+  ``forward`` is its pose estimate (``depth=18``, ``width=64``, ``pose_latent=32``,
+  ``content_latent=32``, ``hidden=512``, ``layers=6``, ``image_size=64``,
+  ``decoder_channels=64``).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from typing import Any
 from torch import nn
 
 from .crossvae import CrossModalVAE
+from .disentangled_vae import DisentangledVAE
 from .dual import DualModalityNet, MultiModalHead
 from .heads import (
     DEFAULT_ERROR_SCALE,
@@ -236,3 +241,11 @@ for _d in RESNET_DEPTHS:
     register_model(f"dual_resnet{_d}")(_dual_factory(_d))
     register_model(f"posenet_resnet{_d}_multimodal")(_multimodal_factory(_d))
     register_model(f"crossvae_resnet{_d}")(_crossvae_factory(_d))
+
+
+@register_model("disentangled_vae")
+def _disentangled_vae(*, depth: int = 18, width: int = 64, pose_latent: int = 32,
+                      content_latent: int = 32, hidden: int = 512, layers: int = 6,
+                      image_size: int = 64, decoder_channels: int = 64) -> nn.Module:
+    return DisentangledVAE(depth, width, pose_latent, content_latent, hidden, layers, image_size,
+                           decoder_channels)

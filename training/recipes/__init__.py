@@ -94,3 +94,5 @@ register("dual", "handpose.training.recipes.dual",
 register("crossvae", "handpose.training.recipes.crossvae",
          "cross-modal VAE (RGB, point clouds; product of experts): pose + hand point cloud",
          {"variant": "variant"})
+register("disentangled", "handpose.training.recipes.disentangled",
+         "disentangled VAE (pose / image content): synthesis, pose transfer, pose estimate")
