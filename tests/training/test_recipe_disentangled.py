@@ -17,6 +17,7 @@ import torch
 from handpose.core.checkpoint import load_checkpoint
 from handpose.core.data.freihand import FreiHANDDataset
 from handpose.core.data.sample import collate
+from handpose.core.export import OnnxPoseNet, export_checkpoint
 from handpose.core.models import normalize_images
 from handpose.core.skeleton import BONES
 from handpose.training.cli import main
@@ -129,6 +130,11 @@ def test_disentangled_end_to_end(data: tuple[Path, Path], tmp_path: Path) -> Non
     cells = grid[s + 2 * pad:, 2 * (s + pad) + pad:]  # the decoded images only
     assert cells.std() > 5.0 and np.ptp(cells) > 60, "decoded cells are (nearly) constant"
     assert {f"grids/{k}" for k in shapes} <= _image_tags(run)
+
+    onnx = OnnxPoseNet(export_checkpoint(run / "model.pt", tmp_path / "dvae.onnx"))
+    x = torch.randn(2, 3, 64, 64)  # it exports (image -> z_pose -> pose) like any PoseNet
+    with torch.no_grad():
+        assert np.allclose(onnx(x)["uv"], model.eval()(x)["uv"].numpy(), atol=1e-3)
 
     ev = tmp_path / "eval"  # the checkpoint is evaluated like any PoseNet
     assert main(["eval", "--preset", "tiny", f"checkpoint={run}", f"data.root={val_root}",

@@ -281,8 +281,8 @@ class DisentangledRecipe(Recipe):
         if self._grid_batch is None:
             ds = self._val_set() or self.train_dataset()
             n = len(ds)  # type: ignore[arg-type]
-            k = min(n, max(2 * self.cfg.grids.count, 2 + self.cfg.grids.count))
-            idx = np.linspace(0, n - 1, k).round().astype(int)
+            k = max(2 * self.cfg.grids.count, 2 + self.cfg.grids.count)
+            idx = np.linspace(0, n - 1, k).round().astype(int)  # repeats when n < k
             self._grid_batch = collate([ds[int(i)] for i in idx])
         return self._grid_batch
 
