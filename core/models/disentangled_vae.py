@@ -74,12 +74,16 @@ class Gaussian(NamedTuple):
         return self.mu + torch.exp(0.5 * self.logvar) * torch.randn_like(self.mu)
 
     def kl(self, other: Gaussian | None = None) -> Tensor:
-        """KL(self || other) per sample (B,), summed over D; ``other`` None = N(0, I)."""
+        """KL(self || other) per sample (B,), summed over D; ``other`` None = N(0, I).
+
+        Computed in float32 at least (the exponentials overflow in float16)."""
+        dt = torch.promote_types(self.mu.dtype, torch.float32)
+        mu, lv = self.mu.to(dt), self.logvar.to(dt)
         if other is None:
-            return 0.5 * (self.mu.pow(2) + self.logvar.exp() - 1.0 - self.logvar).sum(-1)
-        var_ratio = (self.logvar - other.logvar).exp()
-        d2 = (self.mu - other.mu).pow(2) / other.logvar.exp()
-        return 0.5 * (var_ratio + d2 - 1.0 - (self.logvar - other.logvar)).sum(-1)
+            return 0.5 * (mu.pow(2) + lv.exp() - 1.0 - lv).sum(-1)
+        mu2, lv2 = other.mu.to(dt), other.logvar.to(dt)
+        d2 = (mu - mu2).pow(2) / lv2.exp()
+        return 0.5 * ((lv - lv2).exp() + d2 - 1.0 - (lv - lv2)).sum(-1)
 
     def part(self, start: int, stop: int) -> Gaussian:
         """The factor of dimensions [start, stop)."""

@@ -79,7 +79,8 @@ def frozen_call(module: nn.Module, *args: Any) -> Any:
 
 
 def _sse(pred: Tensor, target: Tensor) -> Tensor:
-    return (pred - target).pow(2).flatten(1).sum(1).mean()
+    """Per-sample sum of squared errors, batch mean, in float32 (safe under fp16 autocast)."""
+    return (pred.float() - target.float()).pow(2).flatten(1).sum(1).mean()
 
 
 def dvae_loss(model: DisentangledVAE, images: Tensor, uv: Tensor, z_rel: Tensor,
