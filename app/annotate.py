@@ -51,6 +51,16 @@ class HandLabel:
     method: str = "manual"
     done: bool = False
 
+    def __post_init__(self) -> None:
+        # the precision labels.jsonl stores (session.py): what is edited is what is saved
+        if self.uv is not None:
+            object.__setattr__(self, "uv", np.round(np.asarray(self.uv, np.float64), 3))
+        if self.joints3d is not None:
+            object.__setattr__(self, "joints3d",
+                               np.round(np.asarray(self.joints3d, np.float64), 6))
+        if self.visible is not None:
+            object.__setattr__(self, "visible", np.asarray(self.visible, bool))
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, HandLabel):
             return NotImplemented

@@ -46,7 +46,11 @@ def _from_json(obj: Any) -> Any:
 def _from_opencv(path: Path) -> Any:
     import cv2
 
-    fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
+    try:
+        fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
+    except (cv2.error, SystemError) as e:  # OpenCV's parser raises on malformed files
+        raise ValueError(f"OpenCV cannot parse it as YAML/XML ({str(e).strip()[:120]})"
+                         ) from None
     try:
         if not fs.isOpened():
             raise ValueError("OpenCV cannot parse it as a FileStorage (YAML/XML) file")
