@@ -28,6 +28,11 @@ Registered names (N in 18, 34, 50, 101, 152):
 - ``crossvae_resnetN``: :class:`CrossModalVAE` (``width=64``, ``latent=64``,
   ``rgb_hidden=512``, ``point_width=64``, ``pose_hidden=128``, ``heatmap_size=32``,
   ``heatmap_channels=256``, ``grid=16``, ``fold_hidden=256``, ``beta=10.0``).
+- ``depth_fcn``: :class:`DepthFCN`, the hourglass on depth crops with integral 3D regression
+  (``num_points=21``, ``width=64``, ``stacks=1``, ``depth=3``, ``beta=10.0``,
+  ``input_size=64``).
+- ``pose_vae``: :class:`PoseVAE`, the pose prior (``num_points=41``, ``hidden=256``,
+  ``latent=32``, ``sigma=0.05``, ``beta=1.0``, ``canonical_rotation=True``).
 - ``disentangled_vae``: :class:`DisentangledVAE`, the dVAE of pose and image content whose
   ``forward`` is its pose estimate (``depth=18``, ``width=64``, ``pose_latent=32``,
   ``content_latent=32``, ``hidden=512``, ``layers=6``, ``image_size=64``,
@@ -46,6 +51,7 @@ from torch import nn
 from .crossvae import CrossModalVAE
 from .disentangled_vae import DisentangledVAE
 from .dual import DualModalityNet, MultiModalHead
+from .fcn import DepthFCN
 from .heads import (
     DEFAULT_ERROR_SCALE,
     HeatmapHead25D,
@@ -55,6 +61,7 @@ from .heads import (
 )
 from .mask_head import MaskHead, PoseMaskNet
 from .posenet import ContrastiveModel, PoseNet
+from .prior import PoseVAE
 from .resnet import RESNET_DEPTHS, ResNetEncoder
 
 __all__ = ["build_model", "register_model", "available_models", "get_arch", "model_kwargs"]
@@ -241,6 +248,20 @@ for _d in RESNET_DEPTHS:
     register_model(f"dual_resnet{_d}")(_dual_factory(_d))
     register_model(f"posenet_resnet{_d}_multimodal")(_multimodal_factory(_d))
     register_model(f"crossvae_resnet{_d}")(_crossvae_factory(_d))
+
+
+@register_model("depth_fcn")
+def _depth_fcn(*, num_points: int = 21, width: int = 64, stacks: int = 1, depth: int = 3,
+               beta: float = 10.0, input_size: int = 64) -> nn.Module:
+    return DepthFCN(num_points, width=width, stacks=stacks, depth=depth, beta=beta,
+                    input_size=input_size)
+
+
+@register_model("pose_vae")
+def _pose_vae(*, num_points: int = 41, hidden: int = 256, latent: int = 32, sigma: float = 0.05,
+              beta: float = 1.0, canonical_rotation: bool = True) -> nn.Module:
+    return PoseVAE(num_points, hidden=hidden, latent=latent, sigma=sigma, beta=beta,
+                   canonical_rotation=canonical_rotation)
 
 
 @register_model("disentangled_vae")

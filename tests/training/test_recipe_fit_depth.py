@@ -1,0 +1,133 @@
+"""``handpose-train fit-depth``: tiny end-to-end runs of both stages (synthetic init, then
+self-supervised multi-view fitting with the frozen prior), real RGB-D folders, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from handpose.core.checkpoint import load_checkpoint
+from handpose.core.data.depth_noise import DepthNoise
+from handpose.core.models.fcn import DepthFCN
+from handpose.training.cli import main
+from handpose.training.recipes.depth_synth import DepthSynthesizer, SynthSpec
+from handpose.training.recipes.fit_energy import EnergyWeights, fitting_energy
+
+
+def _losses(run: Path, key: str = "train/loss") -> list[float]:
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [x[key] for x in lines if key in x]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny tensors: one torch thread is faster and spares the shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, one_thread) -> dict[str, Path]:
+    """A tiny prior, a tiny synthetic initialisation and a tiny multi-view fit."""
+    root = tmp_path_factory.mktemp("fit")
+    out = {"prior": root / "prior", "init": root / "init", "fit": root / "fit"}
+    assert main(["prior", "--preset", "tiny", f"out={out['prior']}"]) == 0
+    assert main(["fit-depth", "--preset", "tiny", f"out={out['init']}", "train.steps=6",
+                 "synthetic.length=2"]) == 0
+    assert main(["fit-depth", "--preset", "tiny", "stage=fit", f"out={out['fit']}",
+                 f"init={out['init']}", f"prior={out['prior']}", "data.source=synthetic",
+                 "train.steps=8"]) == 0
+    return out
+
+
+def test_synthetic_stage_learns_and_saves(runs):
+    losses = _losses(runs["init"])
+    assert len(losses) == 6 and losses[-1] < losses[0]
+    model, meta = load_checkpoint(runs["init"] / "model.pt")
+    assert isinstance(model, DepthFCN)
+    assert meta.training["stage"] == "synthetic"
+    assert meta.training["crop"]["cube_side_m"] == pytest.approx(0.3)
+    result = json.loads((runs["init"] / "result.json").read_text())
+    assert result["metrics"]["epe_mm"] > 0
+
+
+def test_fit_stage_energy_falls_and_reports_correction(runs):
+    losses = _losses(runs["fit"])
+    assert len(losses) == 8 and losses[-1] < losses[0]
+    # both data terms and the multi-view term were active
+    for key in ("train/m2d", "train/d2m", "train/multiview", "train/vae"):
+        assert all(v > 0 for v in _losses(runs["fit"], key))
+    before = _losses(runs["fit"], "train/infeasible_before")
+    after = _losses(runs["fit"], "train/infeasible_after")
+    assert len(before) == 8 and all(a == 0.0 for a in after)
+    model, meta = load_checkpoint(runs["fit"] / "model.pt")
+    assert isinstance(model, DepthFCN) and meta.training["stage"] == "fit"
+    metrics = json.loads((runs["fit"] / "result.json").read_text())["metrics"]
+    assert metrics["infeasible_after"] == 0.0
+    assert set(metrics) >= {"epe_mm", "epe_corrected_mm", "pa_epe_mm", "infeasible_before"}
+
+
+def test_energy_is_lowest_at_the_truth():
+    """The fitting energy of ground-truth points is below that of perturbed points."""
+    synth = DepthSynthesizer(SynthSpec(views=2, px_per_cell=1.0, forearm=False),
+                             DepthNoise(), 0.3, 32)
+    batch = synth(torch.arange(2))
+    from handpose.core.data.depth_crop import to_cube
+
+    gt = torch.stack([to_cube(batch["joints"][:, v], batch["centre"][:, v],
+                              batch["side"][:, v]) for v in range(2)], 1)
+    w = EnergyWeights(vae=0.0, max_points=128)
+    g = torch.Generator().manual_seed(0)
+    e_gt = fitting_energy(gt, batch, w, generator=g)
+    noisy = gt + 0.015 / 0.15 * torch.randn(gt.shape, generator=g)
+    e_noisy = fitting_energy(noisy, batch, w, generator=g)
+    assert float(e_gt["loss"]) < float(e_noisy["loss"])
+    assert float(e_gt["multiview"]) < 1e-10  # the views agree exactly at the truth
+    torch.testing.assert_close(e_gt["joints"], batch["joints"], atol=1e-5, rtol=0)
+
+
+def test_fit_on_real_rgbd_frames(runs, rgbd_dir, tmp_path):
+    out = tmp_path / "real"
+    code = main(["fit-depth", "--preset", "tiny", "stage=fit", f"out={out}",
+                 f"init={runs['init']}", f"prior={runs['prior']}", "data.source=folder",
+                 f"data.root={rgbd_dir}", "data.limit=2", "data.centre=depth",
+                 "val.source=folder", f"val.root={rgbd_dir}", "val.limit=2",
+                 "val.centre=labels", "train.steps=2"])
+    assert code == 0
+    assert len(_losses(out, "train/epe_mm")) == 2  # labels are read for the metrics
+    metrics = json.loads((out / "result.json").read_text())["metrics"]
+    assert 0 < metrics["epe_mm"] < 1000
+
+
+def _rgbd_folder(root: Path, depth: np.ndarray) -> Path:
+    root.mkdir()
+    frames = []
+    for i in range(2):
+        cv2.imwrite(str(root / f"{i}_rgb.jpg"), np.zeros((24, 32, 3), np.uint8))
+        cv2.imwrite(str(root / f"{i}_depth.png"), depth.astype(np.uint16))
+        frames.append({"rgb": f"{i}_rgb.jpg", "depth": f"{i}_depth.png",
+                       "K": [[30.0, 0, 15.5], [0, 30.0, 11.5], [0, 0, 1]]})
+    (root / "frames.json").write_text(json.dumps({"frames": frames}))
+    return root
+
+
+def test_depth_without_readings_stops_cleanly(runs, tmp_path, capsys):
+    root = _rgbd_folder(tmp_path / "empty", np.zeros((24, 32)))
+    code = main(["fit-depth", "--preset", "tiny", "stage=fit", f"out={tmp_path / 'x'}",
+                 f"init={runs['init']}", f"prior={runs['prior']}", "data.source=folder",
+                 f"data.root={root}"])
+    assert code == 2
+    assert "no usable depth frame" in capsys.readouterr().err
+
+
+def test_missing_init_or_prior_is_a_config_error(tmp_path, capsys):
+    code = main(["fit-depth", "--preset", "tiny", "stage=fit", "data.source=synthetic",
+                 f"out={tmp_path / 'y'}"])
+    assert code == 2 and "init" in capsys.readouterr().err
