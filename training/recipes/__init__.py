@@ -85,6 +85,10 @@ register("eval", "handpose.training.recipes.eval",
          "EPE, PA-EPE, AUC, 2D EPE and PCK of a checkpoint on a labelled set")
 register("export", "handpose.training.recipes.export",
          "export a checkpoint to ONNX and check ONNX Runtime against torch", switches=("onnx",))
+register("prior", "handpose.training.recipes.prior",
+         "the pose prior: a VAE over sampled feasible poses (Wan et al.), frozen in fit-depth")
+register("fit-depth", "handpose.training.recipes.fit_depth",
+         "depth FCN: synthetic init, then self-supervised sphere-model fitting on depth")
 register("semihand", "handpose.training.recipes.semihand",
          "SemiHand: synthetic labels + unlabelled real images (pseudo-labels, consistency)",
          {"source": "pseudo.source"})
