@@ -226,9 +226,10 @@ def joint_ellipsoids(vertices: np.ndarray, faces: np.ndarray, rest: np.ndarray,
                      radii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per joint, a rest frame (21, 3, 3) and the surface depth along its axes (21, 3): the
     median ray-cast hit distance over a few rays around each of the six axis directions;
-    towards the palm/back the thicker side, sideways and along the bone the nearer side and
-    along the bone no more than across it (the far sides run through the palm or along the
-    finger). Tips (on the surface) get their radius."""
+    towards the palm/back the thicker side, sideways and along the bone the nearer side (the
+    far sides run through the palm or along the finger), sideways at most 1.5 times and along
+    the bone at most twice the thickness. Tips lie on the surface: the fingertip's flesh is
+    within twice their radius in any direction."""
     import open3d as o3d
 
     from ...skeleton import PARENTS
@@ -264,9 +265,12 @@ def joint_ellipsoids(vertices: np.ndarray, faces: np.ndarray, rest: np.ndarray,
     # (the far side runs through the palm or along the finger)
     ext = np.stack([med[:, 0].min(-1), med[:, 1].max(-1), med[:, 2].min(-1)], 1)
     ext[:, 2] = np.minimum(ext[:, 2], 1.5 * ext[:, 1])  # the palm continues sideways
-    ext[:, 0] = np.minimum(ext[:, 0], ext[:, 1:].max(1))
+    # along the bone the flesh continues (a ray at angle a to a finger of radius r crosses
+    # r / sin(a) of it): up to twice the cross-section, beyond that the joint counts as hidden
+    # by its own finger
+    ext[:, 0] = np.minimum(ext[:, 0], 2.0 * ext[:, 1:].max(1))
     tips = [4, 8, 12, 16, 20]
-    ext[tips] = radii[tips, None]
+    ext[tips] = 2.0 * radii[tips, None]  # on the surface: the fingertip lies within 2 radii
     return frames, ext
 
 

@@ -151,8 +151,9 @@ def _check_K(K: Any, n: int, name: str = "K") -> np.ndarray:
         k = np.broadcast_to(k, (n, 3, 3))
     if k.shape != (n, 3, 3):
         raise ValueError(f"{name} must have shape (3, 3) or ({n}, 3, 3); got {k.shape}")
-    check_intrinsics(torch.as_tensor(np.ascontiguousarray(k)), name)
-    return np.ascontiguousarray(k)
+    k = np.array(k, np.float64)  # a writable copy (broadcasts are read-only)
+    check_intrinsics(torch.from_numpy(k), name)
+    return k
 
 
 def _rngs(seed: int, indices: np.ndarray, k: int, view: int = 0) -> list[np.random.Generator]:

@@ -129,7 +129,7 @@ def _bend_rotation(wrist_bend: torch.Tensor) -> torch.Tensor:
 
 
 def arm_away_bend(joints: torch.Tensor, rest: torch.Tensor, wrist_bend: torch.Tensor,
-                  max_cos: float = -0.2, steps: int = 13) -> torch.Tensor:
+                  max_cos: float = 0.15, steps: int = 13) -> torch.Tensor:
     """Wrist bends that keep the forearm from coming towards the camera.
 
     For each hand, among bends on a grid inside :data:`WRIST_LIMITS`, the one nearest to
