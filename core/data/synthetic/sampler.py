@@ -32,8 +32,9 @@ from ...biomech import correct_pose, count_violations, forward_kinematics
 from ...biomech.frames import mirror_x
 from ...handmodel import HandModel, load_hand_model
 from ...skeleton import FINGERS, NUM_BONES, REFERENCE_BONE, ROOT_JOINTS
-from ...spheres import collision_pairs
+from .collision import SphereCollisions
 from .keyposes import KEY_POSE_NAMES, key_pose_angles
+from .orientation import camera_orientations
 from .seeding import SAMPLER_STREAM, indexed_uniforms
 
 __all__ = ["NUM_UNIFORMS", "NATURAL_RANGE_DEG", "SamplerConfig", "HandSamples", "HandSampler"]
@@ -193,14 +194,6 @@ def _normal(u: np.ndarray) -> np.ndarray:
     return ndtri(np.clip(u, 1e-12, 1.0 - 1e-12))
 
 
-def _vmf_up(u1: np.ndarray, u2: np.ndarray, kappa: float) -> np.ndarray:
-    """(N,) x2 uniforms -> (N, 3) von Mises-Fisher directions around camera -y."""
-    w = 1.0 + np.log(u1 + (1.0 - u1) * np.exp(-2.0 * kappa)) / kappa
-    r = np.sqrt(np.clip(1.0 - w * w, 0.0, 1.0))
-    phi = 2.0 * np.pi * u2
-    return np.stack([r * np.cos(phi), -w, r * np.sin(phi)], -1)
-
-
 class HandSampler:
     """Samples feasible hands (see the module docstring).
 
@@ -226,10 +219,7 @@ class HandSampler:
         roots = m.rest_pose[list(ROOT_JOINTS)]
         self._root_theta = np.arctan2(roots[:, 0], roots[:, 1])  # fan angle from +y
         self._template_chain = m.bone_lengths[_MIDDLE_CHAIN].sum()
-        pairs = collision_pairs(m).numpy()
-        self._pair_flat = pairs[:, 0] * len(m.sphere_radii) + pairs[:, 1]
-        self._pair_rsum = m.sphere_radii[pairs].sum(1)
-        self._pair_rmin = m.sphere_radii[pairs].min(1)
+        self._collisions = SphereCollisions(m)
         self._open = key_pose_angles(("open",), m, _MARGIN)
 
     # -- public API ------------------------------------------------------------------------
@@ -290,22 +280,17 @@ class HandSampler:
 
     def orientations(self, u: np.ndarray) -> np.ndarray:
         """(N, 8) uniforms -> (N, 3, 3) hand -> camera rotations from the configured
-        orientation distribution."""
-        u = np.asarray(u, np.float64)
-        if u.ndim != 2 or u.shape[1] != 8:
-            raise ValueError(f"u must have shape (N, 8); got {u.shape}")
+        orientation distribution (:func:`.orientation.camera_orientations`)."""
         return self._rotation(u)
 
+    def _rotation(self, u: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        return camera_orientations(u, cfg.p_upright, cfg.kappa, cfg.roll_bias)
+
     def penetration(self, joints: np.ndarray, hand_scale: np.ndarray) -> np.ndarray:
-        """(N, 21, 3) metres, (N,) hand scale -> (N,) deepest sphere overlap between
-        different parts divided by the smaller radius (< 0: no contact). Either hand."""
-        c = np.matmul(self.model.sphere_weights, joints)  # (N, 41, 3)
-        sq = (c * c).sum(-1)
-        d2 = sq[:, :, None] + sq[:, None, :] - 2.0 * np.matmul(c, c.transpose(0, 2, 1))
-        d = np.sqrt(np.maximum(d2.reshape(len(c), -1 if len(c) else 41 * 41)[:, self._pair_flat],
-                               0.0))
-        s = np.asarray(hand_scale, np.float64)[:, None]
-        return ((self._pair_rsum * s - d) / (self._pair_rmin * s)).max(1, initial=-np.inf)
+        """(N, 21, 3) metres, (N,) hand scale -> (N,) self-collision depth
+        (:meth:`.collision.SphereCollisions.penetration`)."""
+        return self._collisions.penetration(joints, hand_scale)
 
     # -- parts -----------------------------------------------------------------------------
     def _relax_collisions(self, palm: np.ndarray, flex: np.ndarray, abd: np.ndarray,
@@ -416,23 +401,3 @@ class HandSampler:
         d = np.stack([np.sin(theta) * np.cos(tilt), np.cos(theta) * np.cos(tilt),
                       np.sin(tilt)], -1)
         return np.concatenate([np.zeros((len(cup), 1, 3)), d], 1)
-
-    def _rotation(self, u: np.ndarray) -> np.ndarray:
-        """(N, 8) uniforms -> (N, 3, 3) hand-frame -> camera rotations."""
-        cfg = self.config
-        up = _vmf_up(u[:, 1], u[:, 2], cfg.kappa)
-        g = _normal(u[:, 3:6])
-        anyd = g / np.maximum(np.linalg.norm(g, axis=-1, keepdims=True), 1e-12)
-        d = np.where((u[:, 0] < cfg.p_upright)[:, None], up, anyd)  # finger direction
-        # roll: the palm normal turns about d; phi = 0 faces the palm to the camera
-        toward = np.array([0.0, 0.0, -1.0]) - d * (-d[:, 2:3])  # camera direction, minus d
-        alt = np.cross(d, np.array([1.0, 0.0, 0.0]))
-        small = np.linalg.norm(toward, axis=-1, keepdims=True) < 1e-6
-        a = np.where(small, alt, toward)
-        a = a / np.linalg.norm(a, axis=-1, keepdims=True)
-        b = np.cross(d, a)
-        phi = 2.0 * np.pi * u[:, 6]
-        phi = phi - cfg.roll_bias * np.sin(2.0 * phi)  # monotone for roll_bias < 0.5
-        nrm = np.cos(phi)[:, None] * a + np.sin(phi)[:, None] * b  # volar normal (+z hand)
-        x = np.cross(d, nrm)
-        return np.stack([x, d, nrm], -1)  # columns: hand x, y, z in camera coordinates

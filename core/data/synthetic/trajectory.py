@@ -223,7 +223,7 @@ def _positions(n: int, rng: np.random.Generator, cfg: TrajectoryConfig, K: np.nd
         u_in = float(np.interp(t0, ts, pts[:, 0]))
         right = u_in > width / 2
         edge_in = width - 0.5 * size if right else 0.5 * size
-        out_u = width + 1.0 * size if right else -1.0 * size
+        out_u = width + 2.0 * size if right else -2.0 * size  # the forearm leaves too
         v_mid = float(np.interp(mid, ts, pts[:, 1]))
         extra_t = [t0, mid, t1]
         extra = [(edge_in, v_mid, z), (out_u, v_mid, z), (edge_in, v_mid, z)]
