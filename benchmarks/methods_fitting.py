@@ -57,6 +57,7 @@ SHARED = REPO.parent / "shared" / "data"
 PAPER = ("Wan et al. (CVPR 2019) on NYU: 22.65 mm (synthetic + noise) -> 17.79 mm (single-view "
          "fitting) -> 12.62 mm (multi-view fitting)")
 
+REAL_UPDATES = 300
 MODEL = ["model.width=32", "model.num_points=21", "input_size=64"]
 DATA_A = ["synthetic.hand_scale=[0.85,1.15]", "synthetic.px_per_cell=1.5"]
 SHIFT = ["hand_scale=[0.75,0.95]", "length_sigma=0.06", "radius_scale=[1.1,1.3]",
@@ -72,9 +73,20 @@ def section(prefix: str, values: list[str]) -> list[str]:
     return [f"{prefix}.{v}" for v in values]
 
 
+def merged(*groups: list[str]) -> list[str]:
+    """``key=value`` overrides of several groups; a later group's value of a key wins."""
+    out: dict[str, str] = {}
+    for g in groups:
+        for item in g:
+            key, _, value = item.partition("=")
+            out[key.strip()] = value
+    return [f"{k}={v}" for k, v in out.items()]
+
+
 def run_recipe(overrides: list[str], run_dir: Path) -> dict[str, Any]:
     module = get_recipe("fit-depth").load()
-    cfg = resolve_config(module.Config, "fit-depth", "cpu", [*overrides, f"out={run_dir}"])
+    cfg = resolve_config(module.Config, "fit-depth", "cpu", merged(overrides,
+                                                                   [f"out={run_dir}"]))
     module.check(cfg)
     t0 = time.perf_counter()
     out = module.run(cfg, run_dir)
@@ -94,17 +106,17 @@ def run_prior(steps: int, run_dir: Path) -> Path:
 def seconds_per_update(overrides: list[str], work: Path, name: str) -> float:
     """Median wall time of updates 3.. of a short run (the loop's ``opt/samples_per_s``)."""
     run = work / f"timing-{name}"
-    run_recipe([*overrides, "train.steps=6", "train.log_every=1", "train.eval_every=0",
-                "val_size=8", "val.source=none"], run)
+    run_recipe(merged(overrides, ["train.steps=6", "train.log_every=1", "train.eval_every=0",
+                                  "val_size=8", "val.source=none"]), run)
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     rates = sorted(x["opt/samples_per_s"] for x in lines if "opt/samples_per_s" in x)[2:]
-    batch = resolve_config(Config, "fit-depth", "cpu", overrides).train.batch_size
+    batch = resolve_config(Config, "fit-depth", "cpu", merged(overrides)).train.batch_size
     return batch / rates[len(rates) // 2]
 
 
 def synthetic_views(overrides: list[str], n: int) -> dict[str, torch.Tensor]:
     """``n`` labelled hands of a synthetic spec given as ``val.*`` overrides."""
-    cfg = resolve_config(Config, "fit-depth", "cpu", overrides)
+    cfg = resolve_config(Config, "fit-depth", "cpu", merged(overrides))
     synth = DepthSynthesizer(cfg.val.synthetic, cfg.val.noise, cfg.cube_side, cfg.input_size)
     chunks = [synth(torch.arange(i, min(i + 64, n))) for i in range(0, n, 64)]
     return {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
@@ -190,9 +202,11 @@ def main() -> None:
             if has_real else 0.0
         spent = (time.perf_counter() - t_start) / 60
         left = max(args.budget_minutes - spent - 5.0, 5.0) * 60  # 5 min for the evaluations
-        s_init = int(0.45 * left / t_init)
-        s_fit = int(0.43 * left / (t_sv + t_mv))
-        s_real = int(0.12 * left / t_real) if has_real else 0
+        # the real frames are few (25): a few hundred passes suffice; the rest goes to the fits
+        s_real = min(REAL_UPDATES, int(0.12 * left / t_real)) if has_real else 0
+        left -= s_real * t_real
+        s_init = int(0.5 * left / t_init)
+        s_fit = int(0.5 * left / (t_sv + t_mv))
         print(f"s/update: init {t_init:.2f}, single {t_sv:.2f}, multi {t_mv:.2f}, real "
               f"{t_real:.2f}; updates: init {s_init}, fits {s_fit}, real {s_real}", flush=True)
 

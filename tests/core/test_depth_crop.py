@@ -175,3 +175,19 @@ def test_bad_inputs():
         depth_to_cube(torch.zeros(2, 4, 4), K, torch.zeros(3, 3))
     with pytest.raises(ValueError, match="points"):
         to_cube(torch.zeros(3, 3), torch.zeros(3), 0.3)
+
+
+def test_hand_centre_on_real_rgbd_frames(rgbd_dir):
+    from handpose.core.data.rgbd import RGBDFolderDataset
+
+    ds = RGBDFolderDataset(rgbd_dir)
+    errors = []
+    for i in range(0, len(ds), 3):
+        s = ds[i]
+        c = hand_centre_from_depth(s["depth"][0], s["K"])
+        errors.append(float((c - s["joints3d"].mean(0)).norm()))
+        crop = depth_to_cube(s["depth"][0], s["K"], c)
+        # every joint falls inside the crop cube
+        assert float(to_cube(s["joints3d"][None], c, 0.3).abs().max()) < 1.0
+        assert 0.05 < float(crop.hand.double().mean()) < 0.6
+    assert float(np.mean(errors)) < 0.02

@@ -15,6 +15,7 @@ from handpose.core.checkpoint import load_checkpoint
 from handpose.core.data.depth_noise import DepthNoise
 from handpose.core.models.fcn import DepthFCN
 from handpose.training.cli import main
+from handpose.training.recipes.depth_data import DepthData, DepthFolderViews
 from handpose.training.recipes.depth_synth import DepthSynthesizer, SynthSpec
 from handpose.training.recipes.fit_energy import EnergyWeights, fitting_energy
 
@@ -106,12 +107,13 @@ def test_fit_on_real_rgbd_frames(runs, rgbd_dir, tmp_path):
     assert 0 < metrics["epe_mm"] < 1000
 
 
-def _rgbd_folder(root: Path, depth: np.ndarray) -> Path:
+def _rgbd_folder(root: Path, depth: np.ndarray, first: np.ndarray | None = None) -> Path:
     root.mkdir()
     frames = []
     for i in range(2):
         cv2.imwrite(str(root / f"{i}_rgb.jpg"), np.zeros((24, 32, 3), np.uint8))
-        cv2.imwrite(str(root / f"{i}_depth.png"), depth.astype(np.uint16))
+        d = first if (i == 0 and first is not None) else depth
+        cv2.imwrite(str(root / f"{i}_depth.png"), d.astype(np.uint16))
         frames.append({"rgb": f"{i}_rgb.jpg", "depth": f"{i}_depth.png",
                        "K": [[30.0, 0, 15.5], [0, 30.0, 11.5], [0, 0, 1]]})
     (root / "frames.json").write_text(json.dumps({"frames": frames}))
@@ -125,6 +127,37 @@ def test_depth_without_readings_stops_cleanly(runs, tmp_path, capsys):
                  f"data.root={root}"])
     assert code == 2
     assert "no usable depth frame" in capsys.readouterr().err
+
+
+def test_frames_without_readings_are_skipped_with_a_warning(tmp_path, caplog):
+    plane = np.full((24, 32), 500.0)  # millimetres
+    root = _rgbd_folder(tmp_path / "half", np.zeros((24, 32)), first=plane)
+    with caplog.at_level("WARNING"):
+        ds = DepthFolderViews(DepthData(source="folder", root=str(root)), 0.3, 32)
+    assert len(ds) == 1 and ds.skipped == 1
+    assert "skipped 1 of 2" in caplog.text
+    item = ds[0]
+    assert item["input"].shape == (1, 1, 32, 32) and not bool(item["has_joints"])
+    assert bool(item["hand"].any())
+
+
+def test_wrist_cut_ignores_the_forearm():
+    """With the forearm in view, the data terms at the truth barely change when the cells
+    beyond the wrist are left out, and they match the forearm-free rendering."""
+    def energy(forearm: bool, cut: float) -> float:
+        synth = DepthSynthesizer(SynthSpec(px_per_cell=1.0, forearm=forearm, seed=3),
+                                 DepthNoise(), 0.3, 32)
+        batch = synth(torch.arange(4))
+        from handpose.core.data.depth_crop import to_cube
+
+        gt = to_cube(batch["joints"][:, 0], batch["centre"][:, 0], batch["side"][:, 0])
+        w = EnergyWeights(vae=0.0, bone=0.0, collision=0.0, wrist_cut=cut, max_points=2000)
+        return float(fitting_energy(gt[:, None], batch, w)["loss"])
+
+    with_arm_cut, with_arm_raw, no_arm = energy(True, 0.01), energy(True, -1.0), \
+        energy(False, 0.01)
+    assert with_arm_cut < 0.6 * with_arm_raw
+    assert abs(with_arm_cut - no_arm) < 0.3 * no_arm
 
 
 def test_missing_init_or_prior_is_a_config_error(tmp_path, capsys):
