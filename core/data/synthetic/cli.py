@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             cfg = SynthConfig(n=args.n, size=args.size, seed=args.seed, views=args.views,
-                              depth_noise=args.depth_noise, backgrounds=args.backgrounds,
+                              depth_noise=args.depth_noise,
+                              backgrounds=(None if args.backgrounds is None
+                                           else str(Path(args.backgrounds).resolve())),
                               hands=args.hands, fill=args.fill, fov_deg=args.fov,
                               jpeg_quality=args.jpeg_quality, chunk_size=args.chunk_size)
             res = write_synth(args.out, cfg, workers=args.workers, progress=not args.quiet)
