@@ -79,7 +79,7 @@ def _screenshot(window: object, app: object, path: str, frames: int) -> None:
             return
         state["done"] = True
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        ok = window.grab().save(path)  # type: ignore[attr-defined]
+        ok = window.screenshot().save(path)  # type: ignore[attr-defined]
         shown = window.ticks_shown  # type: ignore[attr-defined]
         print(f"screenshot {'saved to ' + path if ok else 'NOT saved'} after {shown} frames")
         app.exit(0 if ok and shown > 0 else 1)  # type: ignore[attr-defined]

@@ -16,8 +16,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from PyQt6.QtCore import Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QCloseEvent
+from PyQt6.QtCore import QPoint, QRect, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QCloseEvent, QImage, QPainter
 from PyQt6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from .dialogs import confirm_model, message
@@ -237,10 +237,10 @@ class MainWindow(ToolsMixin, QMainWindow):
         On failure an error dialog names the problem (``quiet``: only the banner does) and
         the current model, if any, stays in use.
         """
-        device = self.state.device
+        device, threads = self.state.device, self.state.model_threads
 
         def run(progress: Any, cancelled: Any) -> Any:
-            return open_model(path, device)
+            return open_model(path, device, threads=threads)
 
         job = BackgroundJob(run, name="load-model")
         job.done.connect(lambda payload: self.set_estimator(*payload))
@@ -378,6 +378,20 @@ class MainWindow(ToolsMixin, QMainWindow):
         self._apply_options()
         self._update_banner()
         return True
+
+    def screenshot(self) -> QImage:
+        """The window as on screen, the 3D view (a native child window) pasted in."""
+        img = self.grab().toImage()
+        view = self.scene.container
+        if view.isVisible():
+            pos = view.mapTo(self, QPoint(0, 0))
+            gl_img = self.scene.grab_image()
+            dpr = img.devicePixelRatio() or 1.0
+            painter = QPainter(img)
+            painter.drawImage(QRect(pos, view.size()), gl_img,
+                              QRect(0, 0, int(view.width() * dpr), int(view.height() * dpr)))
+            painter.end()
+        return img
 
     def toggle_fullscreen(self) -> None:
         self.showNormal() if self.isFullScreen() else self.showFullScreen()

@@ -14,6 +14,7 @@ are parsed, and a bad value keeps the default and is reported, never raised.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -205,6 +206,9 @@ class AppState:
         self.source = SourceInfo()
         self.model = ModelInfo()
         self.device = "auto"
+        # CPU threads of the network: leave one core to the GUI thread (a network using every
+        # core starves the event loop on small machines; benchmarks/app_latency.py)
+        self.model_threads = max(1, (os.cpu_count() or 2) - 1)
         self.K_override: np.ndarray | None = None
         self.saved_checkpoint = ""  # the checkpoint of the last run (settings), to reload
         self.K_file = ""

@@ -106,7 +106,7 @@ class JointEditor(QWidget):
         self._size: tuple[int, int] | None = None
 
     def show_frame(self, rgb: np.ndarray) -> None:
-        self.image.setImage(rgb, autoLevels=False, levels=(0, 255))
+        self.image.setImage(rgb, autoLevels=False)
         size = (rgb.shape[1], rgb.shape[0])
         if size != self._size:
             self._size = size

@@ -13,8 +13,10 @@ from PyQt6.QtWidgets import QVBoxLayout, QWidget
 
 from ..stats import History
 
-__all__ = ["PlotsPanel", "LATENCY_SERIES"]
+__all__ = ["PlotsPanel", "LATENCY_SERIES", "HISTORY_S"]
 
+#: Seconds of history shown.
+HISTORY_S = 10.0
 #: Latency curves: (series, legend name, colour).
 LATENCY_SERIES = (
     ("latency", "capture->display", (255, 255, 255)),
@@ -27,7 +29,7 @@ LATENCY_SERIES = (
 )
 
 
-def _plot(title: str, unit: str) -> pg.PlotWidget:
+def _plot(title: str, unit: str, columns: int) -> pg.PlotWidget:
     w = pg.PlotWidget()
     w.setBackground((22, 24, 28))
     w.setTitle(title, size="9pt")
@@ -35,7 +37,12 @@ def _plot(title: str, unit: str) -> pg.PlotWidget:
     w.showGrid(x=True, y=True, alpha=0.2)
     w.setMouseEnabled(x=False, y=False)
     w.setMenuEnabled(False)
-    w.addLegend(offset=(5, 5), labelTextSize="7pt")
+    w.setXRange(-HISTORY_S, 0.0, padding=0.0)  # fixed: only the y axis follows the data
+    w.enableAutoRange(x=False, y=True)
+    w.setClipToView(True)
+    legend = w.addLegend(offset=(-2, 2), labelTextSize="7pt", colCount=columns,
+                         verSpacing=-6, horSpacing=8)
+    legend.setBrush(pg.mkBrush(22, 24, 28, 200))
     return w
 
 
@@ -44,9 +51,9 @@ class PlotsPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.fps_plot = _plot("frames / s", "fps")
-        self.latency_plot = _plot("latency", "ms")
-        self.conf_plot = _plot("confidence (mean over joints)", "")
+        self.fps_plot = _plot("frames / s", "fps", 2)
+        self.latency_plot = _plot("latency", "ms", 4)
+        self.conf_plot = _plot("confidence (mean over joints)", "", 2)
         self.conf_plot.setYRange(0.0, 1.0)
         self.curves: dict[str, pg.PlotDataItem] = {
             "display_fps": self.fps_plot.plot(pen=pg.mkPen((255, 255, 255), width=2),

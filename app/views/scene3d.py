@@ -1,6 +1,13 @@
 """The 3D view: skeletons, the 41 spheres as shaded meshes, the coloured point cloud, a grid.
 
-A pyqtgraph ``GLViewWidget`` (drag to orbit, wheel to zoom, middle-drag or Ctrl-drag to pan).
+pyqtgraph's 3D view (its ``GLViewMixin``: drag to orbit, wheel to zoom, middle-drag or
+Ctrl-drag to pan) on a ``QOpenGLWindow`` embedded with ``QWidget.createWindowContainer``,
+not on a ``QOpenGLWidget``: a QOpenGLWidget makes Qt composite the WHOLE main window through
+OpenGL on every repaint of any widget, which with software OpenGL (Xvfb, VMs, laptops without
+a GPU driver) cost 40 ms per status-bar update here, against 5 ms with the embedded window
+(benchmarks/app_latency.py). The native child window is drawn by the window system, so a
+screenshot of the main window pastes it in from :meth:`Scene3DView.grab_image`.
+
 Every OpenGL item is created once, for ``max_hands`` hand slots, and updated with
 ``setData`` / new vertex positions per frame; a slot without a hand is hidden. The geometry
 arrives precomputed (:class:`~handpose.app.scene_data.SceneData`, built by the inference
@@ -10,18 +17,24 @@ origin looking along +y, its image "down" pointing to -z.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyqtgraph.opengl as gl
+from PyQt6.QtGui import QImage, QSurfaceFormat
+from PyQt6.QtOpenGL import QOpenGLWindow
+from PyQt6.QtWidgets import QVBoxLayout, QWidget
 from pyqtgraph import Vector
+from pyqtgraph.opengl.GLViewWidget import GLViewMixin
 
 from ..scene_data import SceneData, sphere_mesh
 from ..state import ViewOptions
 
-__all__ = ["Scene3DView", "SphereMeshData", "DEFAULT_CAMERA"]
+__all__ = ["Scene3DView", "GLSceneWindow", "SphereMeshData", "DEFAULT_CAMERA"]
 
 #: Initial view: centre (metres, display frame), distance, elevation and azimuth (degrees).
-DEFAULT_CAMERA = {"center": (0.0, 0.55, -0.02), "distance": 1.05, "elevation": 14.0,
-                  "azimuth": -62.0}
+DEFAULT_CAMERA = {"center": (0.0, 0.5, 0.0), "distance": 0.8, "elevation": 12.0,
+                  "azimuth": -65.0}
 _GRID_Z = -0.25  # the grid lies 25 cm below the camera
 
 
@@ -48,9 +61,9 @@ class SphereMeshData(gl.MeshData):
 class _HandItems:
     """The OpenGL items of one hand slot."""
 
-    def __init__(self, view: gl.GLViewWidget) -> None:
+    def __init__(self, view: Any) -> None:
         self.bones = gl.GLLinePlotItem(pos=np.zeros((2, 3)), mode="lines", width=3.0,
-                                       antialias=True, glOptions="opaque")
+                                       antialias=False, glOptions="opaque")
         self.joints = gl.GLScatterPlotItem(pos=np.zeros((1, 3)), size=9.0, pxMode=True,
                                            glOptions="opaque")
         self.mesh_data = SphereMeshData()
@@ -65,30 +78,46 @@ class _HandItems:
             item.setVisible(False)
 
 
-class Scene3DView(gl.GLViewWidget):
+class GLSceneWindow(GLViewMixin, QOpenGLWindow):
+    """pyqtgraph's 3D view on a QOpenGLWindow (see the module docstring)."""
+
+
+class Scene3DView(QWidget):
     """The 3D view (module docstring).
 
     Args:
         max_hands: hand slots (items created up front).
+
+    Attributes:
+        gl: the :class:`GLSceneWindow` holding the items.
     """
 
-    def __init__(self, max_hands: int = 2, parent: object = None) -> None:
+    def __init__(self, max_hands: int = 2, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setBackgroundColor((22, 24, 28))
-        self.setMinimumSize(200, 150)
+        self.gl = GLSceneWindow()
+        fmt = QSurfaceFormat()
+        fmt.setDepthBufferSize(24)  # the default window surface may have none: no occlusion
+        self.gl.setFormat(fmt)
+        self.container = QWidget.createWindowContainer(self.gl, self)
+        self.container.setMinimumSize(200, 150)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.container)
+        view = self.gl
+        view.setBackgroundColor((22, 24, 28))
         self.grid = gl.GLGridItem(size=Vector(2.0, 2.0, 1.0))
         self.grid.setSpacing(0.1, 0.1, 0.1)
         self.grid.translate(0.0, 1.0, _GRID_Z)
         self.grid.setColor((255, 255, 255, 60))
-        self.addItem(self.grid)
+        view.addItem(self.grid)
         self.camera_marker = gl.GLLinePlotItem(pos=self._frustum(), mode="lines",
                                                color=(0.8, 0.8, 0.8, 1.0), width=1.5)
-        self.addItem(self.camera_marker)
+        view.addItem(self.camera_marker)
         self.cloud = gl.GLScatterPlotItem(pos=np.zeros((1, 3)), size=2.0, pxMode=True,
                                           glOptions="opaque")
         self.cloud.setVisible(False)
-        self.addItem(self.cloud)
-        self.slots = [_HandItems(self) for _ in range(max_hands)]
+        view.addItem(self.cloud)
+        self.slots = [_HandItems(view) for _ in range(max_hands)]
         self.reset_view()
 
     @staticmethod
@@ -104,8 +133,8 @@ class Scene3DView(gl.GLViewWidget):
     def reset_view(self) -> None:
         """Back to the initial viewpoint (View > Reset 3D view)."""
         c = DEFAULT_CAMERA
-        self.setCameraPosition(pos=Vector(*c["center"]), distance=c["distance"],
-                               elevation=c["elevation"], azimuth=c["azimuth"])
+        self.gl.setCameraPosition(pos=Vector(*c["center"]), distance=c["distance"],
+                                  elevation=c["elevation"], azimuth=c["azimuth"])
 
     def apply_view(self, view: ViewOptions) -> None:
         """Show or hide the grid (the other toggles act in :meth:`show_scene`)."""
@@ -134,4 +163,12 @@ class Scene3DView(gl.GLViewWidget):
         else:
             self.cloud.setVisible(False)
         self.grid.setVisible(view.grid)
-        self.update()
+        self.gl.update()
+
+    def renderToArray(self, size: tuple[int, int]) -> np.ndarray:  # noqa: N802 (pyqtgraph)
+        """Render the scene off-screen at ``size`` (width, height): (H, W, 4) uint8 BGRA."""
+        return np.asarray(self.gl.renderToArray(size))
+
+    def grab_image(self) -> QImage:
+        """The view as it is on screen (for screenshots of the main window)."""
+        return self.gl.grabFramebuffer()

@@ -18,7 +18,21 @@ from handpose.core.types import HandPose
 
 from ..colors import FINGER_COLORS, HAND_LABEL_COLORS, confidence_colors, to_255
 
-__all__ = ["VideoView", "finger_polylines"]
+__all__ = ["VideoView", "finger_polylines", "confidence_brushes"]
+
+
+_BRUSH_STEPS = 10
+_brushes: list[pg.QtGui.QBrush] = []
+
+
+def confidence_brushes(confidence: np.ndarray) -> list[pg.QtGui.QBrush]:
+    """One brush per joint, by confidence quantised to 0.1 (shared brush objects, so
+    pyqtgraph's symbol cache is reused frame after frame)."""
+    if not _brushes:
+        cols = to_255(confidence_colors(np.linspace(0.0, 1.0, _BRUSH_STEPS + 1)))
+        _brushes.extend(pg.mkBrush(*c) for c in cols)
+    c = np.clip(np.nan_to_num(np.asarray(confidence, np.float64)), 0.0, 1.0)
+    return [_brushes[k] for k in np.rint(c * _BRUSH_STEPS).astype(int)]
 
 
 def finger_polylines(uv: np.ndarray) -> list[np.ndarray]:
@@ -58,8 +72,7 @@ class _HandOverlay:
         for line, item in zip(finger_polylines(uv), self.fingers):
             item.setData(line[:, 0], line[:, 1])
             item.setVisible(True)
-        cols = to_255(confidence_colors(hand.confidence))
-        self.joints.setData(pos=uv, brush=[pg.mkBrush(*c) for c in cols])
+        self.joints.setData(pos=uv, brush=confidence_brushes(hand.confidence))
         self.joints.setVisible(True)
         conf = float(np.mean(hand.confidence))
         side = "L" if hand.handedness == "left" else "R"
@@ -107,7 +120,7 @@ class VideoView(QWidget):
     def show_frame(self, rgb: np.ndarray, hands: tuple[HandPose, ...], overlay: bool,
                    recorded: bool = False) -> None:
         """Draw a frame (H, W, 3) uint8 and, with ``overlay``, its hands."""
-        self.image.setImage(rgb, autoLevels=False, levels=(0, 255))
+        self.image.setImage(rgb, autoLevels=False)  # uint8 without levels: no rescaling
         size = (rgb.shape[1], rgb.shape[0])
         if size != self._size:
             self._size = size
