@@ -1,7 +1,10 @@
 """Appearance and shape parameters of synthetic hands, and their random distributions.
 
-Skin tones follow the 10 tones of the Monk Skin Tone scale (very light to very dark, sRGB
-anchors below) with per-hand hue/redness jitter; palms are lighter and pinker than the back of
+Skin tones: 10 steps from very light to very dark, aligned with the 10 tones of the Monk Skin
+Tone scale, but as skin looks in photographs (:data:`SKIN_TONES_SRGB`): the Monk swatches are
+much paler and greyer than the mean hand colour in real photos (even the lightest hands of
+the real 11k-Hands sample have R - B of about 60 in sRGB, Monk 1 has 18). Per-hand hue and
+redness jitter; palms are lighter and pinker than the back of
 the hand, more so for darker skin. Lights: a key light mostly from the camera's side and above
 (sometimes from the side or behind), a fill light, a hemisphere ambient tinted by the
 background, colour temperatures from warm indoor to cool daylight. Skin shading has a wrapped
@@ -22,7 +25,7 @@ import numpy as np
 from .shaders import APPEARANCE_SLOTS
 
 __all__ = [
-    "MONK_TONES_SRGB",
+    "SKIN_TONES_SRGB",
     "Appearance",
     "HandShape",
     "srgb_to_linear",
@@ -32,10 +35,12 @@ __all__ = [
     "default_shape",
 ]
 
-#: The Monk Skin Tone scale's 10 reference colours (sRGB 0-255), lightest first.
-MONK_TONES_SRGB: Final = np.array([
-    [246, 237, 228], [243, 231, 219], [247, 234, 208], [234, 218, 186], [215, 189, 150],
-    [160, 126, 86], [130, 92, 67], [96, 65, 52], [58, 49, 42], [41, 36, 32],
+#: Skin albedo anchors (sRGB 0-255), lightest first, one per Monk Skin Tone step: the colour
+#: of lit skin in photographs (calibrated against the mean hand colours of the real hand photos
+#: in ``shared/data/real_hands``; 11k-Hands median (188, 155, 133)).
+SKIN_TONES_SRGB: Final = np.array([
+    [238, 196, 176], [230, 184, 160], [224, 172, 140], [208, 154, 120], [190, 136, 100],
+    [160, 110, 76], [130, 86, 60], [100, 64, 46], [72, 48, 36], [52, 36, 28],
 ], np.float64)
 
 
@@ -46,12 +51,12 @@ def srgb_to_linear(c: np.ndarray) -> np.ndarray:
 
 
 def skin_albedo(tone: np.ndarray) -> np.ndarray:
-    """(N,) skin tones in [0, 1] (0 = Monk 1, 1 = Monk 10) -> (N, 3) linear albedo
-    (piecewise-linear between the Monk anchors, in linear RGB)."""
-    t = np.clip(np.asarray(tone, np.float64), 0.0, 1.0) * (len(MONK_TONES_SRGB) - 1)
-    lo = np.minimum(np.floor(t).astype(int), len(MONK_TONES_SRGB) - 2)
+    """(N,) skin tones in [0, 1] (0 = lightest step, 1 = darkest) -> (N, 3) linear albedo
+    (piecewise-linear between :data:`SKIN_TONES_SRGB`, in linear RGB)."""
+    t = np.clip(np.asarray(tone, np.float64), 0.0, 1.0) * (len(SKIN_TONES_SRGB) - 1)
+    lo = np.minimum(np.floor(t).astype(int), len(SKIN_TONES_SRGB) - 2)
     f = (t - lo)[:, None]
-    lin = srgb_to_linear(MONK_TONES_SRGB / 255.0)
+    lin = srgb_to_linear(SKIN_TONES_SRGB / 255.0)
     return (1 - f) * lin[lo] + f * lin[lo + 1]
 
 
@@ -91,7 +96,8 @@ class Appearance:
     unit vectors in the camera frame pointing from the hand towards the light / sky.
 
     Attributes:
-        skin_tone: (B,) in [0, 1], 0 = lightest Monk tone, 1 = darkest.
+        skin_tone: (B,) in [0, 1], 0 = lightest tone, 1 = darkest (step ``round(9 t) + 1``
+            of the 10-step scale).
         skin_rgb, palm_rgb, nail_rgb: (B, 3) albedo of the back, the palm side, the nails.
         nail_strength: (B,) 0..1 visibility of the nails. redness: (B,) knuckles/fingertips.
         texture_strength, crease_strength: (B,) mottling/pores and wrinkles/creases, 0..~1.5.
@@ -106,6 +112,7 @@ class Appearance:
         sleeve_freq: (B,) rings per metre (pattern 2) or print scale (pattern 1).
         exposure, gamma: (B,) tone mapping.
         blur_sigma, noise_sigma: (B,) camera blur (pixels) and noise (0..1 intensity units).
+        occlusion: (B,) 0..1 strength of the screen-space contact shadows.
     """
 
     skin_tone: np.ndarray
@@ -137,6 +144,7 @@ class Appearance:
     gamma: np.ndarray
     blur_sigma: np.ndarray
     noise_sigma: np.ndarray
+    occlusion: np.ndarray
 
     def __len__(self) -> int:
         return len(self.skin_tone)
@@ -250,7 +258,7 @@ def _one_appearance(rng: np.random.Generator, tone_range: tuple[float, float]) -
         "fill_dir": _cone(rng, np.array([0.0, 0.3, -1.0]), np.deg2rad(60)),
         "fill": rng.uniform(0.0, 0.35), "sky_rgb": sky, "ground_rgb": ground,
         "env_tint": rng.uniform(0.05, 0.4), "up": up,
-        "wrap": rng.uniform(0.25, 0.6), "specular": rng.uniform(0.03, 0.2),
+        "wrap": rng.uniform(0.35, 0.75), "specular": rng.uniform(0.02, 0.12),
         "shininess": rng.uniform(8.0, 40.0),
         "sleeve_start": rng.uniform(0.02, 0.11) if sleeve else 10.0,
         "sleeve_rgb": _random_colour(rng), "sleeve_rgb2": _random_colour(rng),
@@ -259,6 +267,7 @@ def _one_appearance(rng: np.random.Generator, tone_range: tuple[float, float]) -
         "exposure": rng.uniform(0.85, 1.15), "gamma": rng.uniform(2.0, 2.4),
         "blur_sigma": rng.uniform(0.0, 0.8) if rng.random() < 0.6 else 0.0,
         "noise_sigma": rng.uniform(0.0, 0.025),
+        "occlusion": rng.uniform(0.0, 0.2),
     }
 
 
@@ -268,7 +277,7 @@ def sample_appearance(rngs: list[np.random.Generator],
 
     Args:
         rngs: B generators (one per sample).
-        tone_range: [lo, hi] of the skin tone, uniform (0 = Monk 1, 1 = Monk 10).
+        tone_range: [lo, hi] of the skin tone, uniform (0 = lightest, 1 = darkest).
     """
     lo, hi = tone_range
     if not 0.0 <= lo <= hi <= 1.0:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["composite", "joint_visibility"]
+__all__ = ["composite", "contact_occlusion", "joint_visibility"]
 
 _AA = np.array([0.25, 0.5, 0.25], np.float32)
 _BANK_SIZE = 512
@@ -38,9 +38,29 @@ def _noise(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return out if rng.random() < 0.5 else -out
 
 
+def contact_occlusion(depth: np.ndarray, reach_px: float, depth_scale: float = 0.02
+                      ) -> np.ndarray:
+    """Screen-space occlusion of a depth map: how far (clipped to ``depth_scale`` metres) the
+    nearest surface within ``reach_px`` pixels lies in front of each pixel, in [0, 1], blurred.
+    Skin just behind a finger in front darkens like a contact shadow.
+
+    Args:
+        depth: (H, W) metres, 0 = background. reach_px: neighbourhood radius, pixels.
+
+    Returns:
+        (H, W) float32, 0 where nothing is in front (and on the background).
+    """
+    r = max(1, int(round(reach_px)))
+    d = np.where(depth > 0, depth, np.float32(1e3)).astype(np.float32)
+    near = cv2.erode(d, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    occ = np.clip((d - near) / depth_scale, 0.0, 1.0) * (depth > 0)
+    return cv2.GaussianBlur(occ.astype(np.float32), (0, 0), max(0.6, 0.5 * r))
+
+
 def composite(rgba: np.ndarray, backgrounds: np.ndarray, blur_sigma: np.ndarray,
               noise_sigma: np.ndarray, rngs: list[np.random.Generator],
-              antialias: bool = True) -> torch.Tensor:
+              antialias: bool = True, depth: np.ndarray | None = None,
+              occlusion: np.ndarray | None = None) -> torch.Tensor:
     """Composite rendered hands over backgrounds and add camera blur and noise.
 
     Args:
@@ -51,6 +71,8 @@ def composite(rgba: np.ndarray, backgrounds: np.ndarray, blur_sigma: np.ndarray,
         rngs: B generators for the noise.
         antialias: soften the hand's hard (single-sample) edges: pixels next to the
             silhouette take the 3x3 binomial blur of the premultiplied hand layer.
+        depth: (B, H, W) metres of the hand layer, for :func:`contact_occlusion` (reach 2.5 %
+            of the image side), darkening by ``occlusion`` (B,) in [0, 1]; None: none.
 
     Returns:
         (B, H, W, 3) uint8.
@@ -59,6 +81,9 @@ def composite(rgba: np.ndarray, backgrounds: np.ndarray, blur_sigma: np.ndarray,
     out = np.empty((b, h, w, 3), np.uint8)
     for i in range(b):
         layer = rgba[i].astype(np.float32) * (1.0 / 255.0)
+        if depth is not None and occlusion is not None and occlusion[i] > 0:
+            occ = contact_occlusion(depth[i], 0.025 * max(h, w))
+            layer[..., :3] *= (1.0 - float(occlusion[i]) * occ)[..., None]
         if antialias:
             soft = cv2.sepFilter2D(layer, -1, _AA, _AA, borderType=cv2.BORDER_REPLICATE)
             edge = (soft[..., 3:] < 1.0 - 1e-6) | (layer[..., 3:] < 1.0 - 1e-6)

@@ -385,7 +385,8 @@ class HandRenderer:
         mask = parts > 0
         depth = torch.where(mask, depth, torch.zeros_like(depth))
         rgb = composite(rgba, bgs, app.blur_sigma, app.noise_sigma, post_rngs,
-                        antialias=self.samples == 1)
+                        antialias=self.samples == 1, depth=label[..., 0],
+                        occlusion=app.occlusion)
         jt = torch.as_tensor(j, dtype=torch.float64)
         uv = project(jt, torch.as_tensor(K, dtype=torch.float64))
         tol = self._tolerance(mesh, mats, jr, kfac)

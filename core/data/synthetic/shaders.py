@@ -168,7 +168,10 @@ void main() {
     float blot2 = vnoise(q * 0.22 + 11.0) - 0.5;
     alb *= 1.0 + ts * (0.25 * blot + 0.12 * blot2);
     alb.r *= 1.0 + ts * 0.08 * blot2;
-    alb *= 1.0 + ts * 0.10 * (vnoise(q * 1.7) - 0.5);
+    float footprint = length(fwidth(pr));  // mm per pixel
+    if (footprint < 1.2) {  // pores only when a pixel is smaller than them
+        alb *= 1.0 + ts * 0.10 * (1.0 - footprint / 1.2) * (vnoise(q * 1.7) - 0.5);
+    }
     // redness at knuckles and fingertips
     float knuck = (exp(-c1 * c1 / 20.0) + exp(-c2 * c2 / 14.0)) * fingw;
     float tip = smoothstep(0.55, 1.0, nu);
@@ -185,7 +188,7 @@ void main() {
     alb *= 1.0 - cs * 0.25 * clamp(fl, 0.0, 1.0) * smoothstep(0.6, 0.95, volar) * fingw;
     // palm creases
     float palmside = smoothstep(0.55, 0.95, volar) * palmw;
-    for (int c = 0; c < 3; c++) {
+    for (int c = 0; c < 3 && palmside > 0.0; c++) {
         vec2 d = pr.xy - u_crease[c].xy;
         float ang = atan(d.y, d.x) - u_crease[c].w;
         ang = mod(ang + 3.14159265, 6.2831853) - 3.14159265;
