@@ -37,10 +37,11 @@ __all__ = [
 
 #: Skin albedo anchors (sRGB 0-255), lightest first, one per Monk Skin Tone step: the colour
 #: of lit skin in photographs (calibrated against the mean hand colours of the real hand photos
-#: in ``shared/data/real_hands``; 11k-Hands median (188, 155, 133)).
+#: in ``shared/data/real_hands``; 11k-Hands median (188, 155, 133); very dark skin is rarely
+#: photographed darker than about (70, 46, 34): exposure and sheen lift it).
 SKIN_TONES_SRGB: Final = np.array([
     [238, 196, 176], [230, 184, 160], [224, 172, 140], [208, 154, 120], [190, 136, 100],
-    [160, 110, 76], [130, 86, 60], [100, 64, 46], [72, 48, 36], [52, 36, 28],
+    [160, 110, 76], [136, 90, 63], [112, 74, 52], [90, 59, 42], [70, 46, 34],
 ], np.float64)
 
 
@@ -227,7 +228,7 @@ def _one_appearance(rng: np.random.Generator, tone_range: tuple[float, float]) -
     skin = skin * np.exp(rng.normal(0.0, [0.05, 0.04, 0.06]))
     skin = skin * np.array([1.0 + 0.08 * rng.random(), 1.0, 1.0])  # redness variety
     pink = np.array([0.62, 0.36, 0.30])
-    palm = skin + (0.12 + 0.45 * tone) * (pink * (0.5 + 0.5 * skin.mean() / 0.5) - skin).clip(
+    palm = skin + (0.15 + 0.55 * tone) * (pink * (0.5 + 0.5 * skin.mean() / 0.5) - skin).clip(
         0.0, None)
     palm = np.maximum(palm, skin * 1.02) * rng.uniform(0.97, 1.08)
     nail = 0.45 * skin + 0.55 * np.array([0.75, 0.52, 0.48]) * (0.6 + 0.4 * (1 - tone))
