@@ -14,7 +14,7 @@ APT_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-re
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 XVFB := xvfb-run -a -s "-screen 0 1280x1024x24"
 
-.PHONY: test run lint types imports pytest setup sysdeps clean
+.PHONY: test run screenshot lint types imports pytest setup sysdeps clean
 
 test: setup lint types imports pytest
 
@@ -52,6 +52,11 @@ pytest: setup
 
 run: setup
 	env -u QT_QPA_PLATFORM_PLUGIN_PATH $(VENV)/bin/handpose-app $(ARGS)
+
+# The README's screenshot: the main window on the demo recording, under the virtual X server.
+screenshot: setup
+	env -u QT_QPA_PLATFORM_PLUGIN_PATH $(XVFB) $(VENV)/bin/handpose-app --source demo \
+		--screenshot docs/screenshot.png $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

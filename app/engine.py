@@ -17,8 +17,10 @@ The estimator (anything with ``process(frame) -> FrameResult``; normally a
 thread: :meth:`Engine.set_model` and :meth:`Engine.set_options` only post a change that the
 thread applies between two frames (``with_options`` when the model has it), and it closes a
 replaced model itself, so a model is never closed while in use. Without a model the frames
-are still shown; with ``show_recorded`` a session replay shows the poses recorded in it
-(``origin == "recorded"``); otherwise ``origin == "none"`` and no hand is drawn.
+are still shown; with ``show_recorded`` a session replay shows what the session holds for the
+frame: the poses recorded with it (``origin == "recorded"``), else its annotations from
+``labels.jsonl`` (``origin == "labels"``; per-joint confidence = visibility: 1 visible,
+0.5 hidden). Otherwise ``origin == "none"`` and no hand is drawn.
 """
 
 from __future__ import annotations
@@ -30,9 +32,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from handpose.core.data.errors import DataError
 from handpose.core.data.sources import FrameSource, SourceError, SourceLost
-from handpose.core.types import Frame, FrameResult
+from handpose.core.geometry.camera import project
+from handpose.core.types import Frame, FrameResult, HandPose
 
 from .mailbox import Mailbox, MailboxClosed
 from .recording import Recorder
@@ -54,8 +59,8 @@ class Tick:
         seq: capture sequence number (per engine, increasing).
         result: the frame and its hands.
         processed: the model ran on this frame (its timings are real).
-        origin: "model", "recorded" (poses stored in the replayed session), "none" (no
-            model) or "error" (the model raised on this frame).
+        origin: "model", "recorded" (poses stored in the replayed session), "labels" (its
+            annotations), "none" (no model) or "error" (the model raised on this frame).
         scene: what the 3D view draws.
         captured_at, done_at: ``time.monotonic()`` at capture and after processing.
         position: replay position of the next frame (None for live sources).
@@ -83,17 +88,35 @@ class _Item:
     length: int | None
 
 
-def _recorded_lookup(source: FrameSource) -> Callable[[Frame], tuple[Any, ...]] | None:
+def _label_hand(lab: Any, K: np.ndarray) -> HandPose | None:
+    """An annotation as a HandPose (confidence = visibility), None without 3D joints."""
+    if lab.joints3d is None:
+        return None
+    uv = lab.uv if lab.uv is not None else np.asarray(project(lab.joints3d, K, min_depth=1e-3))
+    conf = np.ones(21, np.float32) if lab.visible is None else \
+        np.where(lab.visible, 1.0, 0.5).astype(np.float32)
+    return HandPose(joints=np.asarray(lab.joints3d, np.float64), uv=np.asarray(uv, np.float64),
+                    handedness=lab.handedness or "right", handedness_score=1.0,
+                    confidence=conf, track_id=int(lab.hand))
+
+
+def _recorded_lookup(source: FrameSource
+                     ) -> Callable[[Frame], tuple[tuple[Any, ...], str]] | None:
+    """For a session replay: frame -> (its recorded hands, "recorded"), else (its labelled
+    hands, "labels"); None for other sources."""
     reader = getattr(source, "reader", None)
     if reader is None or not hasattr(reader, "poses"):
         return None
 
-    def lookup(frame: Frame) -> tuple[Any, ...]:
+    def lookup(frame: Frame) -> tuple[tuple[Any, ...], str]:
         try:
             hands = reader.poses(reader.position(frame.index))
         except (KeyError, IndexError, DataError, OSError, ValueError):
-            return ()
-        return tuple(hands or ())
+            hands = None
+        if hands is not None:
+            return tuple(hands), "recorded"
+        labelled = [_label_hand(lab, frame.K) for lab in reader.labels_for(frame.index)]
+        return tuple(h for h in labelled if h is not None), "labels"
 
     return lookup
 
@@ -121,7 +144,7 @@ class Engine:
         self._wake = threading.Event()
         self._step = False
         self._recorder: Recorder | None = None
-        self._lookup: Callable[[Frame], tuple[Any, ...]] | None = None
+        self._lookup: Callable[[Frame], tuple[tuple[Any, ...], str]] | None = None
         # model state: written by the GUI under _lock, applied by the inference thread
         self._pending_model: tuple[Any] | None = None
         self._pending_options: dict[str, Any] | None = None
@@ -338,9 +361,8 @@ class Engine:
                     last = traceback.format_exception_only(type(e), e)[-1].strip()
                     self._on_event("inference_error", last)
         elif self.show_recorded and self._lookup is not None:
-            hands = self._lookup(item.frame)
+            hands, origin = self._lookup(item.frame)
             result = FrameResult(frame=item.frame, hands=hands)
-            origin = "recorded"
         rec = self._recorder
         if rec is not None:
             rec.add_result(item.seq, result if processed else None)

@@ -290,12 +290,16 @@ class MainWindow(ToolsMixin, QMainWindow):
         elif self.state.model.loaded:
             text = ""
         else:
-            why = self.state.model.error.splitlines()[0] if self.state.model.error else ""
-            text = "No model loaded: hands are not tracked. File > Load checkpoint... "
+            why = self.state.model.error.split(": ", 1)[0] if self.state.model.error else ""
+            if len(why) > 160:
+                why = why[:157] + "..."
+            text = "No model loaded: hands are not tracked. "
             if self.engine.show_recorded and hasattr(self.engine.source, "reader"):
-                text = "No model loaded: showing the poses recorded in this session (dashed). "
-            text += f"({why})" if why else ""
+                text = "No model loaded: showing what the session holds (its recorded poses, " \
+                       "else its labels; dashed). "
+            text += "File > Load checkpoint... to track." + (f" ({why})" if why else "")
         self.video.set_banner(text)
+        self.video.banner.setToolTip(self.state.model.error)
 
     # -- drawing -----------------------------------------------------------------------------
     def _on_tick_ready(self) -> None:
@@ -307,7 +311,7 @@ class MainWindow(ToolsMixin, QMainWindow):
         now = time.monotonic()
         r = tick.result
         view = self.state.view
-        self.video.show_frame(r.frame.rgb, r.hands, view.overlay, tick.origin == "recorded")
+        self.video.show_frame(r.frame.rgb, r.hands, view.overlay, tick.origin)
         self.scene.show_scene(tick.scene, view)
         if tick is not self.last_tick:
             self.state.record_result(now, r, tick.processed, now - tick.captured_at)

@@ -98,7 +98,7 @@ def build_menus(w: Any) -> dict[str, QAction]:
         group.addAction(a)
     act(m, "fit_depth", "Test-time depth &fitting (RGB-D)", lambda on: w.set_pipeline_option(
         fit_depth=on), "F", checkable=True, checked=p.fit_depth)
-    act(m, "show_recorded", "Show recorded poses in replays (no model)",
+    act(m, "show_recorded", "Show a replay's recorded poses or labels (no model)",
         lambda on: w.set_pipeline_option(show_recorded=on), checkable=True,
         checked=p.show_recorded)
     m.addSeparator()

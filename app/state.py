@@ -94,7 +94,8 @@ class PipelineOptions:
         hand_length_m: the user's hand length (wrist crease to middle fingertip, metres) or
             None for the default adult hand.
         hand_bones: (20,) calibrated bone lengths in metres (overrides ``hand_length_m``).
-        show_recorded: with no model loaded, replays show the poses recorded in the session.
+        show_recorded: with no model loaded, replays show what the session holds: its recorded
+            poses, else its labels.
     """
 
     correct: bool = True
@@ -268,7 +269,7 @@ class AppState:
         if self.model.loaded:
             mdl = self.model.name
         elif self.pipeline.show_recorded and self.source.spec.startswith(("session", "demo")):
-            mdl = "no model (showing recorded poses)"
+            mdl = "no model (showing the session's poses/labels)"
         else:
             mdl = "no model"
         fps = f"{shown:.1f} fps" + (f" (model {model:.1f})" if self.model.loaded else "")

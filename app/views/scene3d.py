@@ -33,8 +33,8 @@ from ..state import ViewOptions
 __all__ = ["Scene3DView", "GLSceneWindow", "SphereMeshData", "DEFAULT_CAMERA"]
 
 #: Initial view: centre (metres, display frame), distance, elevation and azimuth (degrees).
-DEFAULT_CAMERA = {"center": (0.0, 0.5, 0.0), "distance": 0.8, "elevation": 12.0,
-                  "azimuth": -65.0}
+DEFAULT_CAMERA = {"center": (0.0, 0.42, -0.02), "distance": 0.62, "elevation": 14.0,
+                  "azimuth": -62.0}
 _GRID_Z = -0.25  # the grid lies 25 cm below the camera
 
 

@@ -2,8 +2,8 @@
 a label with handedness, track ID and confidence per hand, and a banner for messages.
 
 Items are created once per hand slot and updated with ``setData`` / ``setPos``; a slot
-without a hand is hidden. Poses from a replayed session's recording are drawn dashed so
-they cannot be mistaken for live model output.
+without a hand is hidden. Poses stored in a replayed session (recorded predictions, or its
+labels) are drawn dashed and tagged so they cannot be mistaken for live model output.
 """
 
 from __future__ import annotations
@@ -60,15 +60,15 @@ class _HandOverlay:
         for item in (*self.fingers, self.joints, self.label):
             item.setVisible(False)
 
-    def show(self, hand: HandPose, recorded: bool) -> None:
+    def show(self, hand: HandPose, origin: str) -> None:
         uv = np.asarray(hand.uv, np.float64)
-        style = "recorded" if recorded else "live"
-        if style != self._style:
+        stored = origin in ("recorded", "labels")
+        if origin != self._style:
             for f, item in enumerate(self.fingers):
                 item.setPen(pg.mkPen(tuple(to_255(FINGER_COLORS[f])), width=3,
-                                     style=Qt.PenStyle.DashLine if recorded else
+                                     style=Qt.PenStyle.DashLine if stored else
                                      Qt.PenStyle.SolidLine))
-            self._style = style
+            self._style = origin
         for line, item in zip(finger_polylines(uv), self.fingers):
             item.setData(line[:, 0], line[:, 1])
             item.setVisible(True)
@@ -76,7 +76,8 @@ class _HandOverlay:
         self.joints.setVisible(True)
         conf = float(np.mean(hand.confidence))
         side = "L" if hand.handedness == "left" else "R"
-        text = f"{side} #{hand.track_id}  {conf:.2f}" + ("  (recorded)" if recorded else "")
+        tag = {"recorded": "  (recorded)", "labels": "  (label)"}.get(origin, "")
+        text = f"{side} #{hand.track_id}  {conf:.2f}{tag}"
         self.label.setText(text, color=HAND_LABEL_COLORS[hand.handedness])
         lowest = uv[np.argmax(uv[:, 1])]  # below the hand
         self.label.setPos(float(uv[:, 0].mean()), float(lowest[1]) + 8.0)
@@ -118,8 +119,9 @@ class VideoView(QWidget):
         self.banner.setVisible(bool(text))
 
     def show_frame(self, rgb: np.ndarray, hands: tuple[HandPose, ...], overlay: bool,
-                   recorded: bool = False) -> None:
-        """Draw a frame (H, W, 3) uint8 and, with ``overlay``, its hands."""
+                   origin: str = "model") -> None:
+        """Draw a frame (H, W, 3) uint8 and, with ``overlay``, its hands (``origin``: a
+        :class:`~handpose.app.engine.Tick` origin; stored poses are drawn dashed)."""
         self.image.setImage(rgb, autoLevels=False)  # uint8 without levels: no rescaling
         size = (rgb.shape[1], rgb.shape[0])
         if size != self._size:
@@ -127,7 +129,7 @@ class VideoView(QWidget):
             self.viewbox.setRange(xRange=(0, size[0]), yRange=(0, size[1]), padding=0.0)
         for k, slot in enumerate(self.slots):
             if overlay and k < len(hands):
-                slot.show(hands[k], recorded)
+                slot.show(hands[k], origin)
             else:
                 slot.hide()
         self.frames_drawn += 1

@@ -66,15 +66,19 @@ def true_hand(joints: np.ndarray) -> HandPose:
 
 
 def make_session(path: Path, n: int = 30, fps: float = 30.0, with_depth: bool = True,
-                 labels: bool = False) -> Path:
-    """Write the synthetic session (module docstring) to ``path``; returns it."""
+                 labels: bool = False, results: bool = True) -> Path:
+    """Write the synthetic session (module docstring) to ``path``; returns it.
+
+    ``labels``: every third frame gets a done label (true 2D + 3D joints); ``results``: the
+    true hands are recorded as the frames' tracking results (else ``hands: null``)."""
     with SessionWriter(path, K=K, source="synthetic test hand", fsync="close") as w:
         for i in range(n):
             t = i / fps
             joints = hand_at(t)
             rgb, depth = draw_frame(joints, i, with_depth)
             frame = Frame(rgb=rgb, K=K, depth=depth, timestamp=t, index=i)
-            w.append_frame(frame, FrameResult(frame, (true_hand(joints),), {"total": 1.0}))
+            w.append_frame(frame, FrameResult(frame, (true_hand(joints),), {"total": 1.0})
+                           if results else None)
         if labels:
             for i in range(0, n, 3):
                 j = hand_at(i / fps)

@@ -90,6 +90,20 @@ def test_no_model_shows_recorded_poses_of_a_replay(engine, demo_session):
     assert t.result.hands == ()
 
 
+def test_no_model_and_no_recorded_poses_shows_the_labels(engine, tmp_path):
+    from app_helpers import hand_at, make_session
+
+    session = make_session(tmp_path / "raw", n=9, labels=True, results=False)
+    c = engine.collector
+    engine.start(SessionSource(session, realtime=True, loop=True))
+    t = c.next_tick(lambda t: t.result.frame.index == 3)
+    assert t.origin == "labels" and len(t.result.hands) == 1
+    assert np.allclose(t.result.hands[0].joints, hand_at(3 / 30.0), atol=1e-6)
+    assert np.allclose(t.result.hands[0].confidence, 1.0)  # no visibility: all visible
+    t = c.next_tick(lambda t: t.result.frame.index == 4)  # an unlabelled frame: no hand
+    assert t.origin == "labels" and t.result.hands == ()
+
+
 def test_model_and_options_change_between_frames(engine, demo_session):
     c = engine.collector
     first = StandInEstimator(demo_session)

@@ -135,7 +135,7 @@ def test_no_model_is_said_plainly(window, qtbot, tmp_path):
     window.load_checkpoint(str(tmp_path / "missing.pt"), quiet=True)
     _start(window, qtbot)
     qtbot.waitUntil(lambda: "No model" in window.video.banner.text(), timeout=WAIT)
-    assert "recorded" in window.video.banner.text()  # the demo replays its recorded poses
+    assert "recorded poses" in window.video.banner.text()  # the demo replays its poses
     assert window.last_tick.origin == "recorded"
     window.actions["show_recorded"].trigger()
     qtbot.waitUntil(lambda: window.last_tick.origin == "none", timeout=WAIT)

@@ -119,7 +119,7 @@ def test_record_result_rates_and_history():
     assert f["fps"].startswith("30.0 fps") and f["model"] == "no model"
     s.source = SourceInfo(spec="session:/x", name="/x", has_depth=True)
     assert "RGB-D" in s.status_fields(11.0)["source"]
-    assert "recorded" in s.status_fields(11.0)["model"]
+    assert "poses/labels" in s.status_fields(11.0)["model"]
 
 
 def test_rate_meter_window():
