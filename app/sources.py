@@ -130,7 +130,7 @@ class SourceDialog(QDialog):
         info = next((c for c in self._cameras if c.index == index), None)
         self.resolution.addItem("default", None)
         for w, h in (info.resolutions if info is not None else ()):
-            self.resolution.addItem(f"{w} x {h}", (w, h))
+            self.resolution.addItem(f"{w} x {h}", f"{w}x{h}")
 
     def _browse(self, kind: str) -> None:
         if kind == "video":
@@ -150,7 +150,7 @@ class SourceDialog(QDialog):
             if index is None:
                 return ""
             res = self.resolution.currentData()
-            return f"camera:{index}" + (f"@{res[0]}x{res[1]}" if res else "")
+            return f"camera:{index}" + (f"@{res}" if res else "")
         if kind in self.paths:
             text = self.paths[kind].text().strip()
             return spec_for_path(kind, text) if text else ""

@@ -220,3 +220,56 @@ def test_export_poses(window, qtbot, stand_in, tmp_path):
     assert n >= 5 and len(rows) >= 1 + 21 * 5 and rows[0].startswith("index,timestamp")
     assert window.export_poses_to(tmp_path / "poses.txt") == 0  # unknown suffix: an error
     assert "must end in" in window.last_message.text()
+
+
+def test_hand_size_and_intrinsics_reach_the_pipeline(window, qtbot, stand_in, tmp_path):
+    import json
+
+    _start(window, qtbot, stand_in)
+    assert window.set_pipeline_option(hand_length_m=0.2)
+    qtbot.waitUntil(lambda: window.engine.model.options.get("hand_scale") is not None,
+                    timeout=WAIT)
+    assert window.engine.model.options["hand_scale"].shape == (20,)
+    assert not window.set_pipeline_option(hand_length_m=0.9)  # refused with a message
+    assert "hand_length_m" in window.last_message.text()
+    K = [[320.0, 0.0, 160.0], [0.0, 310.0, 120.0], [0.0, 0.0, 1.0]]
+    (tmp_path / "K.json").write_text(json.dumps({"K": K}))
+    assert window.load_intrinsics_file(tmp_path / "K.json")  # reopens the source with it
+    qtbot.waitUntil(lambda: window.engine.source is not None and
+                    np.allclose(window.engine.source.K, K), timeout=WAIT)
+    qtbot.waitUntil(lambda: window.last_tick is not None and
+                    np.allclose(window.last_tick.result.frame.K, K), timeout=WAIT)
+    window.use_device_intrinsics()
+    qtbot.waitUntil(lambda: window.engine.source is not None and
+                    np.allclose(window.engine.source.K[0, 0], 300.0), timeout=WAIT)
+
+
+def test_about_names_versions_and_the_model(window, qtbot, stand_in):
+    _start(window, qtbot, stand_in)
+    dlg = window.show_about()
+    text = dlg.text.toPlainText()
+    assert "torch" in text and "PyQt6" in text and "onnxruntime" in text and "test" in text
+    dlg.close()
+
+
+def test_source_dialog_builds_specs(gui, qtbot, tmp_path):
+    from handpose.app.sources import SourceDialog
+    from handpose.core.data.sources import CameraInfo
+
+    cams = [CameraInfo(0, ((640, 480), (1280, 720)), "V4L2"), CameraInfo(2, ((640, 480),),
+                                                                           "V4L2")]
+    d = SourceDialog(cams)
+    qtbot.addWidget(d)
+    assert d.chosen_spec() == "camera:0"
+    d.resolution.setCurrentIndex(d.resolution.findData("1280x720"))
+    assert d.chosen_spec() == "camera:0@1280x720"
+    d.camera.setCurrentIndex(1)
+    assert d.chosen_spec() == "camera:2" and d.resolution.count() == 2
+    d.paths["video"].setText(str(tmp_path / "clip.mp4"))
+    d.radios["video"].setChecked(True)
+    assert d.chosen_spec() == f"video:{tmp_path / 'clip.mp4'}"
+    d.radios["kinect"].setChecked(True)
+    assert d.chosen_spec() == "kinect"
+    none = SourceDialog([])
+    qtbot.addWidget(none)
+    assert none.chosen_spec() == "demo" and not none.radios["camera"].isEnabled()
