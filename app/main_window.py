@@ -16,8 +16,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from PyQt6.QtCore import QPoint, QRect, Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QCloseEvent, QImage, QPainter
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QCloseEvent
 from PyQt6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from .dialogs import confirm_model, message
@@ -382,23 +382,6 @@ class MainWindow(ToolsMixin, QMainWindow):
         self._apply_options()
         self._update_banner()
         return True
-
-    def screenshot(self) -> QImage:
-        """The window as on screen, the 3D view (a native child window) pasted in."""
-        img = self.grab().toImage()
-        view = self.scene.container
-        if view.isVisible():
-            pos = view.mapTo(self, QPoint(0, 0))
-            gl_img = self.scene.grab_image()
-            dpr = img.devicePixelRatio() or 1.0
-            painter = QPainter(img)
-            painter.drawImage(QRect(pos, view.size()), gl_img,
-                              QRect(0, 0, int(view.width() * dpr), int(view.height() * dpr)))
-            painter.end()
-        return img
-
-    def toggle_fullscreen(self) -> None:
-        self.showNormal() if self.isFullScreen() else self.showFullScreen()
 
     # -- shutdown ----------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)

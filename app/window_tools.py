@@ -1,4 +1,5 @@
-"""The main window's tools: recording, pose export, calibration, annotation, fine-tuning.
+"""The main window's tools: recording, pose export, calibration, annotation, fine-tuning,
+screenshots.
 
 A mixin of :class:`~handpose.app.main_window.MainWindow` (it uses the window's ``engine``,
 ``state``, ``status``, ``show_message`` ...). Recording stops without blocking the GUI: the
@@ -11,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from PyQt6.QtCore import QPoint, QRect
+from PyQt6.QtGui import QImage, QPainter
 from PyQt6.QtWidgets import QFileDialog
 
 from handpose.core.data.errors import SessionWriteError
@@ -257,3 +260,21 @@ class ToolsMixin:
         dlg = AboutDialog(about_text(self.state.model.card, self.state.model.device), self)
         dlg.show()
         return dlg
+
+    # -- window ------------------------------------------------------------------------------
+    def screenshot(self) -> QImage:
+        """The window as on screen, the 3D view (a native child window) pasted in."""
+        img = self.grab().toImage()
+        view = self.scene.container
+        if view.isVisible():
+            pos = view.mapTo(self, QPoint(0, 0))
+            gl_img = self.scene.grab_image()
+            dpr = img.devicePixelRatio() or 1.0
+            painter = QPainter(img)
+            painter.drawImage(QRect(pos, view.size()), gl_img,
+                              QRect(0, 0, int(view.width() * dpr), int(view.height() * dpr)))
+            painter.end()
+        return img
+
+    def toggle_fullscreen(self) -> None:
+        self.showNormal() if self.isFullScreen() else self.showFullScreen()
