@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     app = make_application()
     from .main_window import MainWindow
-    from .settings import load_into, open_settings
+    from .settings import load_into, open_settings, restore_window
     from .state import AppState, choose_startup_spec
 
     state = AppState()
@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         state.device = args.device
     window = MainWindow(state, settings)
     if settings is not None:
-        load_into(settings, state, window)
+        restore_window(settings, window)
     window.show()
     spec, fallback = args.source, None
     if spec is None:

@@ -16,7 +16,8 @@ from PyQt6.QtWidgets import QMainWindow
 
 from .state import AppState
 
-__all__ = ["open_settings", "load_into", "save_from", "ORGANISATION", "APPLICATION"]
+__all__ = ["open_settings", "load_into", "restore_window", "save_from", "ORGANISATION",
+           "APPLICATION"]
 
 ORGANISATION = "handpose"
 APPLICATION = "handpose-app"
@@ -29,24 +30,25 @@ def open_settings(path: str | os.PathLike[str] | None = None) -> QSettings:
     return QSettings(ORGANISATION, APPLICATION)
 
 
-def load_into(settings: QSettings, state: AppState, window: QMainWindow | None = None
-              ) -> list[str]:
-    """Restore ``state`` (and the window geometry) from ``settings``.
+def load_into(settings: QSettings, state: AppState) -> list[str]:
+    """Restore ``state`` from ``settings``.
 
     Returns:
         messages about values that were rejected (the defaults are kept for them).
     """
     values = {k: settings.value(k) for k in settings.allKeys()
               if not k.startswith("window/")}
-    problems = state.apply_settings(values)
-    if window is not None:
-        geo = settings.value("window/geometry")
-        if isinstance(geo, QByteArray) and not geo.isEmpty():
-            window.restoreGeometry(geo)
-        st = settings.value("window/state")
-        if isinstance(st, QByteArray) and not st.isEmpty():
-            window.restoreState(st)
-    return problems
+    return state.apply_settings(values)
+
+
+def restore_window(settings: QSettings, window: QMainWindow) -> None:
+    """Restore the window geometry and dock layout saved by :func:`save_from`."""
+    geo = settings.value("window/geometry")
+    if isinstance(geo, QByteArray) and not geo.isEmpty():
+        window.restoreGeometry(geo)
+    st = settings.value("window/state")
+    if isinstance(st, QByteArray) and not st.isEmpty():
+        window.restoreState(st)
 
 
 def save_from(settings: QSettings, state: AppState, window: QMainWindow | None = None) -> None:
