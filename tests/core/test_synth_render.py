@@ -123,7 +123,7 @@ def _raycast_depth(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, w: in
 
 def test_depth_agrees_with_an_independent_ray_cast_of_the_posed_mesh(renderer, rendered, scene):
     hands, pl = scene
-    mesh = renderer.mesh_low
+    mesh = renderer.mesh_for(SIZE, SIZE)
     s = rendered.shape
     v, _ = pose_vertices(mesh, torch.as_tensor(pl.joints[:4, 0]),
                          torch.as_tensor(np.asarray(hands.is_left[:4])),
@@ -168,9 +168,11 @@ def test_same_seed_same_images_and_samples_do_not_depend_on_the_batch(renderer, 
     assert not torch.equal(a.rgb, c.rgb)
     single = renderer.render(pl.joints[2:3, 0], pl.K[2:3, 0], SIZE, hands.handedness[2:3],
                              seed=11, indices=[2])
-    assert torch.equal(single.rgb[0], a.rgb[2]) and torch.equal(single.mask[0], a.mask[2])
     # the tile's place in the atlas moves the float rounding of the rasteriser, no more
+    assert torch.equal(single.mask[0], a.mask[2])
     assert torch.allclose(single.depth[0], a.depth[2], atol=1e-6)
+    diff = (single.rgb[0].int() - a.rgb[2].int()).abs()
+    assert int(diff.max()) <= 2 and float(diff.float().mean()) < 0.01
 
 
 def test_left_hand_is_the_mirror_image_of_the_right_hand(renderer, scene):

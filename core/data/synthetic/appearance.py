@@ -21,6 +21,7 @@ from dataclasses import dataclass, fields
 from typing import Final
 
 import numpy as np
+from scipy.special import ndtri
 
 from .shaders import APPEARANCE_SLOTS
 
@@ -184,92 +185,99 @@ class Appearance:
         return p.astype(np.float32)
 
 
+_NUM_UNIFORMS = 64  # uniforms drawn per sample (one call per generator)
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
-def _cone(rng: np.random.Generator, axis: np.ndarray, max_angle: float) -> np.ndarray:
-    """A direction uniform on the cap of half-angle ``max_angle`` around ``axis``."""
+def _lerp(u: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return lo + u * (hi - lo)
+
+
+def _cone(axis: np.ndarray, max_angle: float, u_cos: np.ndarray, u_phi: np.ndarray
+          ) -> np.ndarray:
+    """(B, 3) directions uniform on caps of half-angle ``max_angle`` around axes (B, 3)."""
     axis = _unit(axis)
-    cos_t = 1.0 - rng.random() * (1.0 - np.cos(max_angle))
-    sin_t = np.sqrt(max(0.0, 1.0 - cos_t * cos_t))
-    phi = 2 * np.pi * rng.random()
-    helper = np.array([1.0, 0, 0]) if abs(axis[0]) < 0.9 else np.array([0, 1.0, 0])
+    cos_t = 1.0 - u_cos * (1.0 - np.cos(max_angle))
+    sin_t = np.sqrt(np.clip(1.0 - cos_t * cos_t, 0.0, None))
+    phi = 2 * np.pi * u_phi
+    helper = np.where((np.abs(axis[:, :1]) < 0.9), [[1.0, 0, 0]], [[0, 1.0, 0]])
     t1 = _unit(np.cross(axis, helper))
     t2 = np.cross(axis, t1)
-    return _unit(cos_t * axis + sin_t * (np.cos(phi) * t1 + np.sin(phi) * t2))
+    return _unit(cos_t[:, None] * axis + sin_t[:, None] * (np.cos(phi)[:, None] * t1
+                                                            + np.sin(phi)[:, None] * t2))
 
 
-def _colour_temperature(rng: np.random.Generator) -> np.ndarray:
-    """A light colour from warm (tungsten) to cool (shade), linear, unit mean; mostly near
-    neutral to warm."""
-    t = float(np.clip(rng.normal(0.42, 0.18), 0.0, 1.0))
+def _colour_temperature(u: np.ndarray) -> np.ndarray:
+    """(B,) uniforms -> (B, 3) light colours from warm (tungsten) to cool (shade), linear,
+    unit mean; mostly near neutral to warm."""
+    t = np.clip(0.42 + 0.18 * ndtri(np.clip(u, 1e-9, 1 - 1e-9)), 0.0, 1.0)[:, None]
     warm, neutral, cool = np.array([1.25, 0.95, 0.7]), np.ones(3), np.array([0.85, 0.97, 1.2])
-    c: np.ndarray = (1 - 2 * t) * warm + 2 * t * neutral if t < 0.5 else (
-        (2 - 2 * t) * neutral + (2 * t - 1) * cool)
-    return c / c.mean()
+    c = np.where(t < 0.5, (1 - 2 * t) * warm + 2 * t * neutral,
+                 (2 - 2 * t) * neutral + (2 * t - 1) * cool)
+    return c / c.mean(1, keepdims=True)
 
 
-def _random_colour(rng: np.random.Generator) -> np.ndarray:
-    """A clothing-like colour (linear): often dark or muted, sometimes saturated."""
-    kind = rng.random()
-    if kind < 0.35:
-        base = rng.uniform(0.01, 0.08) * np.ones(3) * (1 + 0.3 * rng.standard_normal(3))
-    elif kind < 0.65:
-        base = rng.uniform(0.05, 0.6) * np.ones(3) * (1 + 0.15 * rng.standard_normal(3))
-    else:
-        base = srgb_to_linear(rng.random(3))
-    return np.clip(base, 0.003, 0.95)
+def _random_colour(u: np.ndarray) -> np.ndarray:
+    """(B, 5) uniforms -> (B, 3) clothing-like linear colours: often dark or muted, sometimes
+    saturated."""
+    jitter = ndtri(np.clip(u[:, 2:5], 1e-9, 1 - 1e-9))
+    dark = _lerp(u[:, 1:2], 0.01, 0.08) * (1 + 0.3 * jitter)
+    muted = _lerp(u[:, 1:2], 0.05, 0.6) * (1 + 0.15 * jitter)
+    vivid = srgb_to_linear(u[:, 2:5])
+    kind = u[:, :1]
+    return np.clip(np.where(kind < 0.35, dark, np.where(kind < 0.65, muted, vivid)), 0.003, 0.95)
 
 
-def _one_appearance(rng: np.random.Generator, tone_range: tuple[float, float]) -> dict:
-    tone = rng.uniform(*tone_range)
-    skin = skin_albedo(np.array([tone]))[0]
-    skin = skin * np.exp(rng.normal(0.0, [0.05, 0.04, 0.06]))
-    skin = skin * np.array([1.0 + 0.08 * rng.random(), 1.0, 1.0])  # redness variety
+def _appearance_from_uniforms(u: np.ndarray, tone_range: tuple[float, float]) -> Appearance:
+    """Appearances of B samples from a (B, _NUM_UNIFORMS) matrix of uniforms (one row each)."""
+    b = len(u)
+    z = ndtri(np.clip(u, 1e-9, 1 - 1e-9))
+    tone = _lerp(u[:, 0], *tone_range)
+    skin = skin_albedo(tone) * np.exp(z[:, 1:4] * [0.05, 0.04, 0.06])
+    skin[:, 0] *= 1.0 + 0.08 * u[:, 4]  # redness variety
     pink = np.array([0.62, 0.36, 0.30])
-    palm = skin + (0.15 + 0.55 * tone) * (pink * (0.5 + 0.5 * skin.mean() / 0.5) - skin).clip(
-        0.0, None)
-    palm = np.maximum(palm, skin * 1.02) * rng.uniform(0.97, 1.08)
-    nail = 0.45 * skin + 0.55 * np.array([0.75, 0.52, 0.48]) * (0.6 + 0.4 * (1 - tone))
-    if rng.random() < 0.08:  # nail polish
-        nail = srgb_to_linear(rng.random(3))
-    r = rng.random()
-    if r < 0.78:  # key light from the camera's side, often from above
-        light = _cone(rng, np.array([0.0, -0.6, -1.0]), np.deg2rad(65))
-    elif r < 0.93:
-        light = _cone(rng, np.array([rng.choice([-1.0, 1.0]), -0.3, -0.2]), np.deg2rad(40))
-    else:  # back light
-        light = _cone(rng, np.array([0.0, -0.4, 1.0]), np.deg2rad(50))
-    key_level = rng.uniform(0.5, 1.0)
-    ambient = rng.uniform(0.18, 0.45)
-    norm = rng.uniform(0.8, 1.15) / (key_level + ambient)  # total irradiance of a lit surface
-    key = key_level * norm * _colour_temperature(rng)
-    sky = ambient * norm * _colour_temperature(rng)
-    ground = ambient * norm * rng.uniform(0.35, 0.8) * _colour_temperature(rng)
-    roll = np.deg2rad(rng.normal(0.0, 25.0))
-    up = np.array([np.sin(roll), -np.cos(roll), 0.0])
-    sleeve = rng.random() < 0.55
-    return {
-        "skin_tone": tone, "skin_rgb": skin, "palm_rgb": palm, "nail_rgb": nail,
-        "nail_strength": rng.uniform(0.5, 1.0), "redness": rng.uniform(0.1, 0.8),
-        "texture_strength": rng.uniform(0.4, 1.2), "crease_strength": rng.uniform(0.4, 1.2),
-        "texture_seed": rng.uniform(0.0, 100.0),
-        "light_dir": light, "light_rgb": key,
-        "fill_dir": _cone(rng, np.array([0.0, 0.3, -1.0]), np.deg2rad(60)),
-        "fill": rng.uniform(0.0, 0.35), "sky_rgb": sky, "ground_rgb": ground,
-        "env_tint": rng.uniform(0.05, 0.4), "up": up,
-        "wrap": rng.uniform(0.35, 0.75), "specular": rng.uniform(0.02, 0.12),
-        "shininess": rng.uniform(8.0, 40.0),
-        "sleeve_start": rng.uniform(0.02, 0.11) if sleeve else 10.0,
-        "sleeve_rgb": _random_colour(rng), "sleeve_rgb2": _random_colour(rng),
-        "sleeve_pattern": float(rng.choice([0, 1, 2], p=[0.6, 0.2, 0.2])),
-        "sleeve_freq": rng.uniform(30.0, 120.0),
-        "exposure": rng.uniform(0.85, 1.15), "gamma": rng.uniform(2.0, 2.4),
-        "blur_sigma": rng.uniform(0.0, 0.8) if rng.random() < 0.6 else 0.0,
-        "noise_sigma": rng.uniform(0.0, 0.025),
-        "occlusion": rng.uniform(0.0, 0.2),
-    }
+    target = pink * (0.5 + skin.mean(1, keepdims=True))
+    palm = skin + (0.15 + 0.55 * tone)[:, None] * (target - skin).clip(0.0, None)
+    palm = np.maximum(palm, skin * 1.02) * _lerp(u[:, 5:6], 0.97, 1.08)
+    nail = 0.45 * skin + 0.55 * np.array([0.75, 0.52, 0.48]) * (0.6 + 0.4 * (1 - tone))[:, None]
+    nail = np.where(u[:, 6:7] < 0.08, srgb_to_linear(u[:, 7:10]), nail)  # nail polish
+    mode = u[:, 10]
+    side = np.where(u[:, 13] < 0.5, -1.0, 1.0)
+    front = _cone(np.tile([0.0, -0.6, -1.0], (b, 1)), np.deg2rad(65), u[:, 11], u[:, 12])
+    sideways = _cone(np.stack([side, np.full(b, -0.3), np.full(b, -0.2)], 1), np.deg2rad(40),
+                     u[:, 11], u[:, 12])
+    behind = _cone(np.tile([0.0, -0.4, 1.0], (b, 1)), np.deg2rad(50), u[:, 11], u[:, 12])
+    light = np.where((mode < 0.78)[:, None], front,
+                     np.where((mode < 0.93)[:, None], sideways, behind))
+    key_level = _lerp(u[:, 14], 0.5, 1.0)
+    ambient = _lerp(u[:, 15], 0.18, 0.45)
+    norm = _lerp(u[:, 16], 0.8, 1.15) / (key_level + ambient)  # irradiance of a lit surface
+    key = (key_level * norm)[:, None] * _colour_temperature(u[:, 17])
+    sky = (ambient * norm)[:, None] * _colour_temperature(u[:, 18])
+    ground = (ambient * norm * _lerp(u[:, 20], 0.35, 0.8))[:, None] * _colour_temperature(
+        u[:, 19])
+    roll = np.deg2rad(25.0) * z[:, 21]
+    up = np.stack([np.sin(roll), -np.cos(roll), np.zeros(b)], 1)
+    pattern = np.where(u[:, 44] < 0.6, 0.0, np.where(u[:, 44] < 0.8, 1.0, 2.0))
+    return Appearance(
+        skin_tone=tone, skin_rgb=skin, palm_rgb=palm, nail_rgb=nail,
+        nail_strength=_lerp(u[:, 32], 0.5, 1.0), redness=_lerp(u[:, 33], 0.1, 0.8),
+        texture_strength=_lerp(u[:, 34], 0.4, 1.2), crease_strength=_lerp(u[:, 35], 0.4, 1.2),
+        texture_seed=_lerp(u[:, 36], 0.0, 100.0), light_dir=light, light_rgb=key,
+        fill_dir=_cone(np.tile([0.0, 0.3, -1.0], (b, 1)), np.deg2rad(60), u[:, 37], u[:, 38]),
+        fill=_lerp(u[:, 39], 0.0, 0.35), sky_rgb=sky, ground_rgb=ground,
+        env_tint=_lerp(u[:, 40], 0.05, 0.4), up=up, wrap=_lerp(u[:, 41], 0.35, 0.75),
+        specular=_lerp(u[:, 42], 0.02, 0.12), shininess=_lerp(u[:, 43], 8.0, 40.0),
+        sleeve_start=np.where(u[:, 22] < 0.55, _lerp(u[:, 23], 0.02, 0.11), 10.0),
+        sleeve_rgb=_random_colour(u[:, 24:29]), sleeve_rgb2=_random_colour(u[:, 52:57]),
+        sleeve_pattern=pattern, sleeve_freq=_lerp(u[:, 45], 30.0, 120.0),
+        exposure=_lerp(u[:, 46], 0.85, 1.15), gamma=_lerp(u[:, 47], 2.0, 2.4),
+        blur_sigma=np.where(u[:, 48] < 0.6, _lerp(u[:, 49], 0.0, 0.8), 0.0),
+        noise_sigma=_lerp(u[:, 50], 0.0, 0.025), occlusion=_lerp(u[:, 51], 0.0, 0.2),
+    )
 
 
 def sample_appearance(rngs: list[np.random.Generator],
@@ -277,15 +285,16 @@ def sample_appearance(rngs: list[np.random.Generator],
     """One random appearance per generator (see the module docstring).
 
     Args:
-        rngs: B generators (one per sample).
+        rngs: B >= 1 generators (one per sample; each gives one row of uniforms).
         tone_range: [lo, hi] of the skin tone, uniform (0 = lightest, 1 = darkest).
     """
     lo, hi = tone_range
     if not 0.0 <= lo <= hi <= 1.0:
         raise ValueError(f"tone_range must satisfy 0 <= lo <= hi <= 1; got {tone_range}")
-    out = _stack([_one_appearance(r, tone_range) for r in rngs], Appearance)
-    assert isinstance(out, Appearance)
-    return out
+    if not rngs:
+        raise ValueError("rngs must hold at least one generator")
+    return _appearance_from_uniforms(np.stack([r.random(_NUM_UNIFORMS) for r in rngs]),
+                                     (float(lo), float(hi)))
 
 
 def sample_shape(rngs: list[np.random.Generator]) -> HandShape:

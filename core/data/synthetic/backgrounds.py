@@ -63,13 +63,15 @@ def _coords(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.nd
 
 def _map(t: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Scalar field in [0, 1] (H, W) -> colours interpolated along a palette (H, W, 3), through
-    a 256-entry lookup table."""
+    a 256-entry lookup table (8-bit colours)."""
     k = len(cols) - 1
     s = np.linspace(0.0, k, 256)
     i = np.minimum(s.astype(int), k - 1)
     f = (s - i)[:, None]
-    lut = ((1 - f) * cols[i] + f * cols[i + 1]).astype(np.float32)
-    return lut[np.clip(t * 255.0 + 0.5, 0, 255).astype(np.uint8)]
+    lut = np.clip(((1 - f) * cols[i] + f * cols[i + 1]) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    t8 = np.clip(t * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    out = cv2.LUT(cv2.merge([t8, t8, t8]), lut[None])
+    return out.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
 def procedural_background(rng: np.random.Generator, width: int, height: int,

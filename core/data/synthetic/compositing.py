@@ -78,25 +78,31 @@ def composite(rgba: np.ndarray, backgrounds: np.ndarray, blur_sigma: np.ndarray,
         (B, H, W, 3) uint8.
     """
     b, h, w, _ = rgba.shape
-    out = np.empty((b, h, w, 3), np.uint8)
-    for i in range(b):
-        layer = rgba[i].astype(np.float32) * (1.0 / 255.0)
-        if depth is not None and occlusion is not None and occlusion[i] > 0:
+    layer = rgba.astype(np.float32) * np.float32(1.0 / 255.0)
+    alpha = layer[..., 3:]
+    if antialias:
+        for i in range(b):
+            edge = cv2.erode(rgba[i, ..., 3], np.ones((3, 3), np.uint8),
+                             borderType=cv2.BORDER_REPLICATE) < 255
+            if edge.any():
+                soft = cv2.sepFilter2D(layer[i], -1, _AA, _AA, borderType=cv2.BORDER_REPLICATE)
+                layer[i][edge] = soft[edge]
+    if depth is not None and occlusion is not None:
+        for i in np.flatnonzero(np.asarray(occlusion) > 0):
             occ = contact_occlusion(depth[i], 0.025 * max(h, w))
-            layer[..., :3] *= (1.0 - float(occlusion[i]) * occ)[..., None]
-        if antialias:
-            soft = cv2.sepFilter2D(layer, -1, _AA, _AA, borderType=cv2.BORDER_REPLICATE)
-            edge = (soft[..., 3:] < 1.0 - 1e-6) | (layer[..., 3:] < 1.0 - 1e-6)
-            layer = np.where(edge, soft, layer)
-        img = layer[..., :3] + (1.0 - layer[..., 3:]) * backgrounds[i]
-        sigma = float(blur_sigma[i])
-        if sigma >= 0.05:
-            img = cv2.GaussianBlur(img, (7, 7), sigma, borderType=cv2.BORDER_REPLICATE)
-        img = img * 255.0 + 0.5
+            layer[i, ..., :3] *= (1.0 - float(occlusion[i]) * occ)[..., None]
+    img = layer[..., :3] + (1.0 - alpha) * backgrounds
+    for i in range(b):
+        if float(blur_sigma[i]) >= 0.05:
+            img[i] = cv2.GaussianBlur(img[i], (7, 7), float(blur_sigma[i]),
+                                      borderType=cv2.BORDER_REPLICATE)
+    img *= np.float32(255.0)
+    img += np.float32(0.5)
+    for i in range(b):
         if noise_sigma[i] > 0:
-            img += _noise(rngs[i], h, w) * np.float32(255.0 * noise_sigma[i])
-        out[i] = np.clip(img, 0.0, 255.0).astype(np.uint8)
-    return torch.from_numpy(out)
+            img[i] += _noise(rngs[i], h, w) * np.float32(255.0 * noise_sigma[i])
+    np.clip(img, 0.0, 255.0, out=img)
+    return torch.from_numpy(img.astype(np.uint8))
 
 
 def joint_visibility(uv: torch.Tensor, z: torch.Tensor, depth: torch.Tensor,

@@ -45,8 +45,9 @@ from .skinning import arm_away_bend, bone_transforms, hand_size
 
 __all__ = ["RenderedHands", "HandRenderer", "LOD_TRIANGLES"]
 
-#: Triangles of the lighter template used for images up to ``lod_pixels``.
-LOD_TRIANGLES = 5000
+#: Triangles of the lighter templates: (longest image side up to, triangles); larger images
+#: use the full template.
+LOD_TRIANGLES = ((160, 3000), (256, 5000))
 _TOL_EXTRA = 0.0015  # metres added to the joint radius in the visibility test
 _TIPS = torch.tensor([4, 8, 12, 16, 20])
 _TIP_PROBE = 0.0015  # metres: tips are tested this far inside the fingertip
@@ -170,8 +171,7 @@ class HandRenderer:
             would add unlabelled hands); procedural backgrounds otherwise.
         background_folder_prob: probability of a folder image when ``background_dir`` is set.
         mesh_path: a template mesh asset (default: the shipped ``assets/hand_mesh.json``).
-        lod_pixels: images whose longer side is at most this use the lighter template
-            (:data:`LOD_TRIANGLES` triangles).
+        lod: use the lighter templates of :data:`LOD_TRIANGLES` for small images.
         arm_away: bend the wrist (within anatomical limits, nearest to the sampled bend) so
             the forearm does not come towards the camera, as in photos of people's hands;
             the bend used is in the returned ``shape``.
@@ -183,17 +183,24 @@ class HandRenderer:
 
     def __init__(self, *, samples: int = 1, max_batch: int = 64,
                  background_dir: str | Path | None = None, background_folder_prob: float = 0.5,
-                 mesh_path: str | Path | None = None, lod_pixels: int = 256,
+                 mesh_path: str | Path | None = None, lod: bool = True,
                  arm_away: bool = True):
         self.mesh = load_template_mesh(mesh_path)
-        self.mesh_low = template_lod(self.mesh, LOD_TRIANGLES)
+        self.lods = [(px, template_lod(self.mesh, tri)) for px, tri in LOD_TRIANGLES] if lod \
+            else []
         self.backgrounds = BackgroundSource(background_dir, background_folder_prob)
         self.samples = samples
         self.max_batch = max_batch
-        self.lod_pixels = int(lod_pixels)
         self.arm_away = bool(arm_away)
         self._raster: dict[int, MeshRasterizer] = {}
-        self._raster_for(self.mesh_low)  # fail early when there is no OpenGL
+        self._raster_for(self.mesh_for(128, 128))  # fail early when there is no OpenGL
+
+    def mesh_for(self, width: int, height: int) -> TemplateMesh:
+        """The template used for images of this size (level of detail)."""
+        for px, mesh in self.lods:
+            if max(width, height) <= px:
+                return mesh
+        return self.mesh
 
     def _raster_for(self, mesh: TemplateMesh) -> MeshRasterizer:
         key = id(mesh)
@@ -356,7 +363,7 @@ class HandRenderer:
                 sensor_noise: DepthNoise | None, extrinsics: np.ndarray | None
                 ) -> RenderedHands:
         n = len(j)
-        mesh = self.mesh_low if max(w, h) <= self.lod_pixels else self.mesh
+        mesh = self.mesh_for(w, h)
         mirror = np.where(is_left, -1.0, 1.0)
         jr = torch.as_tensor(j * np.stack([mirror, np.ones(n), np.ones(n)], 1)[:, None],
                              dtype=torch.float32)

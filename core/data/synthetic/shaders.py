@@ -225,9 +225,9 @@ void main() {
     vec3 amb = mix(a3.rgb, a2.rgb, hemi) * mix(1.0, ao, 0.85);
     vec3 fill = a2.rgb * a9.w * max(dot(n, a9.xyz), 0.0);
     vec3 H = normalize(L + V);
-    float shin = a1.w * (1.0 + 2.0 * nmask);
+    float shin = a1.w * (1.0 + 1.0 * nmask);
     float fres = 0.04 + 0.96 * pow(1.0 - clamp(ndv, 0.0, 1.0), 5.0);
-    float spec = a0.w * (1.0 + 1.5 * nmask) * (1.0 - 0.85 * sleeve)
+    float spec = a0.w * (1.0 + 0.8 * nmask) * (1.0 - 0.85 * sleeve)
         * pow(max(dot(n, H), 0.0), shin) * (shin + 8.0) / 25.0 * (0.6 + fres)
         * smoothstep(-0.05, 0.15, ndl) * (0.5 + vnoise(q * 0.6));
     vec3 col = alb * (amb + a1.rgb * diff * mix(1.0, ao, 0.35) + fill) + a1.rgb * spec * ao;
