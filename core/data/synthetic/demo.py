@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -129,7 +130,9 @@ def make_demo(
     traj = sample_trajectory(n, K, w, h, seed, config=TrajectoryConfig(fps=fps),
                              keys=DEMO_KEYS, exits=[exit_s], handedness="right")
     rngs = [np.random.default_rng([seed, 11])]
-    appearance = sample_appearance(rngs, tone_range=(0.2, 0.5)).take(np.zeros(_BATCH, int))
+    appearance = sample_appearance(rngs, tone_range=(0.2, 0.5))
+    appearance = replace(appearance, sleeve_pattern=np.zeros(1))  # a plain sleeve, if any
+    appearance = appearance.take(np.zeros(_BATCH, int))
     shape = sample_shape(rngs).take(np.zeros(_BATCH, int))
     where.mkdir(parents=True, exist_ok=True)
     absent = _ranges(~traj.present)
