@@ -46,7 +46,9 @@ class FreiHANDDataset(HandDataset):
             dataset has ``len(versions) * N`` samples, version-major.
         split: file prefix, "training" (default) or "evaluation".
         load_depth, load_mask: read ``depth/`` and ``mask/`` when present.
-        handedness: handedness code of every sample (1 right for FreiHAND).
+        handedness: handedness code of every sample (1 right for FreiHAND). A per-sample
+            ``<split>_handedness.json`` (0 left / 1 right, written by ``handpose-data synth``)
+            overrides it.
         crop_size, crop_margin, skip_bad: see :class:`HandDataset`.
 
     Raises:
@@ -139,6 +141,14 @@ class FreiHANDDataset(HandDataset):
         for _, o in arrays:
             okall &= o[:n]
         self.xyz, self.K = self.xyz[:n], self.K[:n]
+        self.hand_codes: np.ndarray | None = None
+        h_path = self.root / f"{split}_handedness.json"
+        if h_path.exists():
+            codes = np.asarray(load_json(h_path))
+            if codes.shape != (len(longest[1]),) or not np.isin(codes, (0, 1)).all():
+                raise DataError(h_path, f"must list one 0 (left) / 1 (right) per sample "
+                                f"({len(longest[1])}); got shape {codes.shape}")
+            self.hand_codes = codes[:n].astype(np.int64)
         if self.scale is not None:
             self.scale = self.scale[:n]
         # Checked once, vectorised: hands in front of the camera, K with bottom row (0, 0, 1)
@@ -197,7 +207,8 @@ class FreiHANDDataset(HandDataset):
         if self.extrinsics is not None:
             extr = self.extrinsics[i if len(self.extrinsics) > 1 else 0]
         return make_sample(
-            rgb, index=index, source=self.source, K=K, handedness=self.handedness,
+            rgb, index=index, source=self.source, K=K,
+            handedness=self.handedness if self.hand_codes is None else int(self.hand_codes[i]),
             joints3d=self.xyz[i], uv=self.uv[i],
             scale=None if self.scale is None else float(self.scale[i]),
             depth=depth, mask=mask, extrinsics=extr, path=str(path),

@@ -182,3 +182,13 @@ def test_all_bad_images_fail_loudly_even_with_skip_bad(tmp_path):
         ds[1]
     with pytest.raises(DataError, match="known to be bad"):
         ds[0]
+
+
+def test_per_sample_handedness_file(tmp_path):
+    write_freihand(tmp_path, n=4)
+    (tmp_path / "training_handedness.json").write_text(json.dumps([0, 1, 1, 0]))
+    ds = FreiHANDDataset(tmp_path, handedness=1)
+    assert [ds[i]["handedness"] for i in range(4)] == [0, 1, 1, 0]
+    (tmp_path / "training_handedness.json").write_text(json.dumps([0, 2, 1, 0]))
+    with pytest.raises(DataError, match="training_handedness.json"):
+        FreiHANDDataset(tmp_path)
