@@ -10,9 +10,10 @@ Without ``--source`` the app starts on the first camera, or on the demo recordin
 is none (or the camera fails to open). Without ``--checkpoint`` it loads the checkpoint of
 the last run, else the default ``assets/models/default.pt``; when there is no model it still
 shows the video and says so (File > Load checkpoint...). ``--screenshot`` starts with fresh
-settings, waits for N frames on screen, saves the window as a PNG and exits (0 when frames
-were shown, 1 otherwise): the README's screenshot is made with
-``handpose-app --source demo --screenshot docs/screenshot.png`` (``make screenshot``).
+settings, waits for N frames on screen (N processed by the model when one is loaded), saves
+the window as a PNG and exits (0 when frames were shown, 1 otherwise): the README's
+screenshot is made with ``handpose-app --source demo --screenshot docs/screenshot.png``
+(``make screenshot``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main", "build_parser", "make_application"]
 
@@ -85,8 +87,12 @@ def _screenshot(window: object, app: object, path: str, frames: int) -> None:
         app.exit(0 if ok and shown > 0 else 1)  # type: ignore[attr-defined]
 
     def on_frame(_tick: object) -> None:
-        models_pending = any(j for j in window.jobs)  # type: ignore[attr-defined]
-        if window.ticks_shown >= frames and not models_pending:  # type: ignore[attr-defined]
+        w: Any = window
+        if w.jobs:  # a model or source still loading
+            return
+        # with a model: N frames it processed; without: N frames shown
+        shown = w.state.frames_processed if w.state.model.loaded else w.ticks_shown
+        if shown >= frames:
             QTimer.singleShot(300, save)
 
     window.frame_shown.connect(on_frame)  # type: ignore[attr-defined]
