@@ -74,7 +74,7 @@ def build_menus(w: Any) -> dict[str, QAction]:
     act(m, "quit", "&Quit", w.close, QKeySequence.StandardKey.Quit)
 
     m = bar.addMenu("&Capture")
-    act(m, "play_pause", "&Play / pause", w.toggle_pause, "Space")
+    act(m, "play_pause", "&Start / stop (play / pause)", w.toggle_pause, "Space")
     act(m, "step", "&Step one frame", w.step_frame, ".")
     act(m, "restart", "&Restart the source", w.restart_source, "F5")
     m.addSeparator()

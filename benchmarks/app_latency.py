@@ -97,7 +97,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     elif args.rgbd:
         spec, what = f"session:{make_rgbd_session(tmp / 'rgbd')}", "real_rgbd (25 RGB-D, looped)"
     elif (REPO / "assets" / "demo" / "session.json").is_file():
-        spec, what = "demo", "demo"
+        spec, what = "demo", "the demo (assets/demo: synthetic RGB-D 480x360, looped)"
     else:
         path, labels = make_hgc_session(tmp / "hgc")
         spec, what = f"session:{path}", "real_eval_hgc as a 30 fps session (400 frames, looped)"
