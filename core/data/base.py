@@ -38,9 +38,13 @@ class HandDataset(Dataset[dict[str, Any]]):
 
     Subclasses set ``source`` (the ``source`` key of their samples) and implement
     ``__len__`` and :meth:`load`.
+
+    ``crop_upright`` (attribute, default False): crops of labelled samples are turned so the
+    hand points up, as the tracker crops at run time (set it after construction).
     """
 
     source = "dataset"
+    crop_upright = False
 
     def __init__(
         self,
@@ -105,7 +109,8 @@ class HandDataset(Dataset[dict[str, Any]]):
                 last = e
                 continue
             if self.crop_size is not None:
-                sample = crop_sample(sample, self.crop_size, self.crop_margin_for(sample))
+                sample = crop_sample(sample, self.crop_size, self.crop_margin_for(sample),
+                                     upright=self.crop_upright)
             return sample
         if last is None:
             raise DataError(type(self).__name__, f"every sample from index {index} on is "

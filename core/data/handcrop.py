@@ -28,6 +28,7 @@ from ..geometry.crop import (
     crop_from_keypoints,
     crop_image,
     crop_intrinsics,
+    upright_rotation,
 )
 
 __all__ = ["DEFAULT_CROP_MARGIN", "crop_affine_for", "crop_sample", "whole_image_box"]
@@ -41,10 +42,17 @@ def whole_image_box(width: int, height: int) -> np.ndarray:
     return np.array([-0.5, -0.5, width, height], np.float32)
 
 
-def crop_affine_for(sample: dict[str, Any], out_size: int, margin: float) -> np.ndarray:
-    """The (2, 3) float64 affine full-image px -> crop px for ``sample`` (rules 1-3 above)."""
+def crop_affine_for(sample: dict[str, Any], out_size: int, margin: float,
+                    upright: bool = False) -> np.ndarray:
+    """The (2, 3) float64 affine full-image px -> crop px for ``sample`` (rules 1-3 above).
+
+    ``upright``: for labelled samples, turn the crop so the wrist -> middle-MCP axis points up
+    (:func:`~handpose.core.geometry.crop.upright_rotation`), as the tracker crops at run time.
+    """
     if "uv" in sample:
-        return np.asarray(crop_from_keypoints(sample["uv"].double().numpy(), margin, out_size))
+        uv = sample["uv"].double().numpy()
+        rotation = upright_rotation(uv) if upright else 0.0
+        return np.asarray(crop_from_keypoints(uv, margin, out_size, rotation=rotation))
     if "box" in sample:
         return np.asarray(crop_from_box(sample["box"].double().numpy(), margin, out_size))
     _, h, w = sample["rgb"].shape
@@ -62,13 +70,14 @@ def _box_through(A: np.ndarray, box: torch.Tensor) -> torch.Tensor:
 
 
 def crop_sample(sample: dict[str, Any], out_size: int, margin: float = DEFAULT_CROP_MARGIN,
-                ) -> dict[str, Any]:
+                upright: bool = False) -> dict[str, Any]:
     """Crop a contract sample to ``out_size`` x ``out_size`` around the hand.
 
     Args:
         sample: a full-image sample (see ``sample.py``); it is not modified.
         out_size: crop side in pixels.
         margin: crop side / hand extent (> 0), rules 1-2 of the module docstring.
+        upright: turn labelled crops so the hand points up (see :func:`crop_affine_for`).
 
     Returns:
         a new sample: ``rgb`` (3, out, out), ``K``, ``uv``, ``box``, ``depth``, ``mask`` in
@@ -76,7 +85,7 @@ def crop_sample(sample: dict[str, Any], out_size: int, margin: float = DEFAULT_C
     """
     if "crop_affine" in sample:
         raise ValueError("sample is already cropped (it has 'crop_affine')")
-    A = crop_affine_for(sample, out_size, margin)
+    A = crop_affine_for(sample, out_size, margin, upright)
     out = dict(sample)
     rgb = sample["rgb"].permute(1, 2, 0).numpy()
     out["rgb"] = torch.from_numpy(np.ascontiguousarray(crop_image(rgb, A, out_size)

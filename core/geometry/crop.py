@@ -33,6 +33,7 @@ __all__ = [
     "square_crop_affine",
     "crop_from_keypoints",
     "crop_from_box",
+    "upright_rotation",
     "invert_affine",
     "apply_affine",
     "compose_affine",
@@ -136,6 +137,29 @@ def crop_from_keypoints(uv: Any, margin: float = DEFAULT_MARGIN,
     centre = ((lo + hi) / 2.0).unsqueeze(-1)
     centre = (rot.transpose(-1, -2) @ centre).squeeze(-1)  # back to image coordinates
     return finish(_square(centre, side, out_size, r), numpy_out)
+
+
+def upright_rotation(uv: Any) -> Any:
+    """Crop rotation (radians) that turns the wrist -> middle-MCP axis upright.
+
+    MediaPipe's convention: ``pi/2 - atan2(-(v9 - v0), u9 - u0)`` wrapped into [-pi, pi); with
+    :func:`crop_from_keypoints` (positive turns the content counter-clockwise) the middle MCP
+    lands straight above the wrist in the crop. The tracker crops every tracked hand this way
+    and training can crop its labelled hands the same way, so both see upright hands.
+
+    Args:
+        uv: (..., 21, 2) pixels (joint order of :mod:`handpose.core.skeleton`).
+
+    Returns:
+        (...,) radians as numpy (a float for a single hand).
+    """
+    q = np.asarray(uv, dtype=np.float64)
+    if q.ndim < 2 or q.shape[-2:] != (21, 2):
+        raise ValueError(f"uv must have shape (..., 21, 2) pixels; got {q.shape}")
+    d = q[..., 9, :] - q[..., 0, :]  # wrist -> middle MCP
+    r = np.pi / 2 - np.arctan2(-d[..., 1], d[..., 0])
+    r = (r + np.pi) % (2 * np.pi) - np.pi
+    return float(r) if r.ndim == 0 else r
 
 
 def crop_from_box(box: Any, margin: float = DEFAULT_MARGIN, out_size: int = DEFAULT_CROP_SIZE,

@@ -40,9 +40,10 @@ from ..geometry.crop import (
     DEFAULT_MARGIN,
     crop_from_keypoints,
     square_crop_affine,
+    upright_rotation,
 )
 from ..handmodel import HandModel
-from ..skeleton import NUM_JOINTS, Joint
+from ..skeleton import NUM_JOINTS
 from .detector import HandDetection
 from .filters import OneEuroFilter
 
@@ -57,30 +58,6 @@ __all__ = [
     "HandTracker",
 ]
 
-_WRIST, _MIDDLE_MCP = int(Joint.WRIST), int(Joint.MIDDLE_MCP)
-
-
-def upright_rotation(uv: Any) -> Any:
-    """Crop rotation (radians) that turns the wrist -> middle-MCP axis upright.
-
-    MediaPipe's convention: ``pi/2 - atan2(-(v9 - v0), u9 - u0)`` wrapped into [-pi, pi); with
-    :func:`~handpose.core.geometry.crop_from_keypoints` (positive turns the content
-    counter-clockwise) the middle MCP lands straight above the wrist in the crop. It equals
-    the palm detector's ``HandDetection.rotation`` for the same hand.
-
-    Args:
-        uv: (..., 21, 2) pixels.
-
-    Returns:
-        (...,) radians (a float for a single hand).
-    """
-    q = np.asarray(uv, dtype=np.float64)
-    if q.ndim < 2 or q.shape[-2:] != (NUM_JOINTS, 2):
-        raise ValueError(f"uv must have shape (..., 21, 2) pixels; got {q.shape}")
-    d = q[..., _MIDDLE_MCP, :] - q[..., _WRIST, :]
-    r = math.pi / 2 - np.arctan2(-d[..., 1], d[..., 0])
-    r = (r + math.pi) % (2 * math.pi) - math.pi
-    return float(r) if r.ndim == 0 else r
 
 
 def keypoint_box(uv: Any) -> np.ndarray:

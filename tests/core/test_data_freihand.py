@@ -192,3 +192,17 @@ def test_per_sample_handedness_file(tmp_path):
     (tmp_path / "training_handedness.json").write_text(json.dumps([0, 2, 1, 0]))
     with pytest.raises(DataError, match="training_handedness.json"):
         FreiHANDDataset(tmp_path)
+
+
+def test_upright_crops_point_the_hand_up(tmp_path):
+    write_freihand(tmp_path, n=4)
+    ds = FreiHANDDataset(tmp_path, crop_size=64)
+    ds.crop_upright = True
+    for i in range(4):
+        s = ds[i]
+        d = (s["uv"][9] - s["uv"][0]).double()
+        # the middle MCP lies straight above the wrist in the crop
+        assert abs(float(d[0])) < 1e-3 * float(d.norm()) + 1e-4 and float(d[1]) < 0
+        # the crop's K still projects the 3D joints onto the crop's 2D joints
+        p = s["joints3d"].double() @ s["K"].double().T
+        assert torch.allclose(p[:, :2] / p[:, 2:], s["uv"].double(), atol=1e-3)

@@ -40,6 +40,8 @@ class LabelledData:
         fraction: use a seeded random fraction of the samples (label-efficiency runs).
         limit: at most this many samples after ``fraction`` (0 = all).
         crop_margin: crop side / keypoint extent of the hand crops.
+        upright: turn each crop so the hand points up (wrist -> middle MCP), as the tracker
+            crops at run time; augmentation rotations then act as jitter around upright.
         skip_bad: skip unreadable samples (counted, one warning) instead of failing.
     """
 
@@ -50,6 +52,7 @@ class LabelledData:
     fraction: float = 1.0
     limit: int = 0
     crop_margin: float = DEFAULT_CROP_MARGIN
+    upright: bool = False
     skip_bad: bool = False
 
     def __post_init__(self) -> None:
@@ -128,6 +131,7 @@ def labelled_dataset(sec: LabelledData, crop_size: int, seed: int = 0,
                              skip_bad=sec.skip_bad)
     if len(ds) == 0:  # type: ignore[arg-type]
         raise ConfigError(f"{key}: no labelled samples in {root.resolve()}")
+    ds.crop_upright = sec.upright  # type: ignore[attr-defined]
     return seeded_subset(ds, sec.fraction, sec.limit, seed)
 
 
