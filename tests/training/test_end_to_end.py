@@ -101,3 +101,16 @@ def test_pretrain_on_the_real_hands_folder(real_hands_dir: Path, tmp_path: Path)
     _run("pretrain", f"data.root={real_hands_dir}", "data.limit=16", f"out={tmp_path}")
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert all(np.isfinite(x["train/loss"]) for x in lines if "train/loss" in x)
+
+
+def test_pretrain_mixes_an_extra_source(tmp_path: Path) -> None:
+    """Synthetic labelled crops (keypoint-centred) and real photos (boxes) in one batch."""
+    fh = write_freihand(tmp_path / "fh", n=8, size=96)
+    imgs = write_image_folder(tmp_path / "imgs", n=8)
+    _run("pretrain", f"data.root={imgs}", f"extra.root={fh}", "extra.format=freihand",
+         f"out={tmp_path / 'run'}")
+    _, meta = load_checkpoint(tmp_path / "run" / "model.pt")
+    assert meta.training["data"] == [str(imgs), str(fh)]
+    assert main(["pretrain", "--preset", "tiny", f"data.root={imgs}",
+                 f"extra.root={tmp_path / 'nope'}", f"out={tmp_path / 'bad'}"]) == 2
+    assert not (tmp_path / "bad").exists()

@@ -12,7 +12,7 @@ batch. The result is a core checkpoint ``model.pt`` (``simclr_resnetN``) whose e
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from handpose.core.augment import AppearanceAugmentation, PeclrViewSampler
 from handpose.core.checkpoint import save_checkpoint
@@ -97,12 +97,16 @@ class Config:
         method: "peclr" (equivariant) or "simclr" (invariant).
         out: run folder ("" = runs/pretrain-<time>).
         temperature: NT-Xent temperature (0.5).
+        data: the unlabelled images; extra: an optional second source mixed in (root "" =
+            none), e.g. a synthetic set (``format="freihand"``) next to real photos; it is cut
+            at ``data.load_size`` (its own ``load_size`` is not used).
     """
 
     method: Literal["peclr", "simclr"] = "peclr"
     out: str = ""
     temperature: float = 0.5
     data: UnlabelledData = field(default_factory=UnlabelledData)
+    extra: UnlabelledData = field(default_factory=UnlabelledData)
     model: EncoderSpec = field(default_factory=EncoderSpec)
     projection: ProjectionSpec = field(default_factory=ProjectionSpec)
     views: ViewSpec = field(default_factory=ViewSpec)
@@ -136,7 +140,13 @@ class PretrainRecipe(Recipe):
         )
 
     def train_dataset(self) -> Dataset[Any]:
-        return unlabelled_dataset(self.cfg.data, seed=self.cfg.train.seed)
+        ds = unlabelled_dataset(self.cfg.data, seed=self.cfg.train.seed)
+        if not self.cfg.extra.root:
+            return ds
+        # one batch, one size: the extra source is cut at data.load_size
+        sec = replace(self.cfg.extra, load_size=self.cfg.data.load_size)
+        extra = unlabelled_dataset(sec, seed=self.cfg.train.seed, key="extra.root")
+        return ConcatDataset([ds, extra])
 
     def collate(self, samples: list[Any]) -> Any:
         return collate(samples)
@@ -183,15 +193,17 @@ class PretrainRecipe(Recipe):
             training={
                 "recipe": f"pretrain/{self.cfg.method}",
                 "config": to_dict(self.cfg),
-                "data": self.cfg.data.root,
+                "data": [r for r in (self.cfg.data.root, self.cfg.extra.root) if r],
             },
         )
         return {"model": str(path)}
 
 
 def check(cfg: Config) -> None:
-    """The data folder must be given."""
+    """The data folder must be given (and the extra one must exist when set)."""
     require_path(cfg.data.root, "data.root")
+    if cfg.extra.root:
+        require_path(cfg.extra.root, "extra.root")
 
 
 def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
