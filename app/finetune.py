@@ -13,6 +13,9 @@ depth-assisted 3D); a session without them can still be used by ``semihand`` as 
 data, next to a labelled set (e.g. a synthetic one). With a current model, its encoder
 initialises the run (``init``) and its depth, width and input size are kept.
 
+Several sessions are merged into one new session folder first (``merge_from``, by
+:func:`prepare`; :mod:`handpose.app.session_merge`), since a recipe reads one folder.
+
 Progress is read from the run folder, not parsed from the terminal: ``config.json`` (written
 before training starts) holds ``train.steps`` and ``metrics.jsonl`` one line per logged
 step; at the end ``result.json`` names the new ``model``.
@@ -36,6 +39,7 @@ __all__ = [
     "choose_recipe",
     "model_overrides",
     "train_command",
+    "prepare",
     "read_progress",
     "result_model",
     "RECIPES",
@@ -109,6 +113,8 @@ class FinetunePlan:
         checkpoint: the current model (its encoder initialises the run), or None.
         labelled_root: semihand's labelled set (FreiHAND layout).
         extra: more ``key=value`` overrides.
+        merge_from: sessions to merge into ``session`` before the run (empty: ``session``
+            is an existing session).
     """
 
     recipe: str
@@ -119,6 +125,7 @@ class FinetunePlan:
     checkpoint: str | None = None
     labelled_root: str = ""
     extra: tuple[str, ...] = ()
+    merge_from: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
@@ -127,6 +134,8 @@ class FinetunePlan:
             raise ValueError("session must name a session folder")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps must be >= 1 or None; got {self.steps}")
+        if len(self.merge_from) == 1:
+            raise ValueError("merge_from needs two or more sessions (one: use session=)")
         if self.recipe == "semihand" and not self.labelled_root:
             raise ValueError("semihand needs a labelled set (labelled_root), e.g. a synthetic "
                              "FreiHAND-layout folder")
@@ -143,6 +152,17 @@ class FinetunePlan:
         if self.steps is not None:
             out.append(f"train.steps={self.steps}")
         return out + list(self.extra)
+
+
+def prepare(plan: FinetunePlan) -> Path:
+    """Make the plan's data ready: merge ``merge_from`` into ``session`` when asked (and not
+    done yet). Returns the session folder the run reads."""
+    target = Path(plan.session)
+    if plan.merge_from and not (target / "session.json").is_file():
+        from .session_merge import merge_sessions
+
+        merge_sessions(plan.merge_from, target)
+    return target
 
 
 def train_command(plan: FinetunePlan, python: str | None = None) -> list[str]:

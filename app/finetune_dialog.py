@@ -33,7 +33,9 @@ from PyQt6.QtWidgets import (
 from .finetune import (
     RECIPES,
     FinetunePlan,
+    SessionSummary,
     choose_recipe,
+    prepare,
     read_progress,
     result_model,
     summarize_session,
@@ -70,7 +72,8 @@ class FinetuneDialog(QDialog):
         self.model_path: Path | None = None
         self.offer_box: QMessageBox | None = None
         self.session = QLineEdit()
-        browse = QPushButton("Browse...")
+        self.session.setPlaceholderText("one or more session folders, separated by ;")
+        browse = QPushButton("Add...")
         browse.clicked.connect(self._browse)
         self.session.editingFinished.connect(lambda: self.set_session(self.session.text()))
         row = QHBoxLayout()
@@ -93,7 +96,7 @@ class FinetuneDialog(QDialog):
         self.labelled = QLineEdit()
         self.labelled.setPlaceholderText("semihand: a labelled FreiHAND-layout folder")
         form = QFormLayout()
-        form.addRow("Session", row)
+        form.addRow("Sessions", row)
         form.addRow("", self.summary)
         form.addRow("Recipe", self.recipe)
         form.addRow("Preset", self.preset)
@@ -127,35 +130,47 @@ class FinetuneDialog(QDialog):
         path = QFileDialog.getExistingDirectory(self, "Session folder",
                                                 self.state.recordings_dir or "")
         if path:
-            self.set_session(path)
+            self.set_session("; ".join([*self.sessions(), path]))
 
-    def set_session(self, path: str) -> bool:
-        """Choose the session; shows what it offers and picks the recipe."""
-        self.session.setText(path)
-        if not path:
+    def sessions(self) -> list[str]:
+        """The chosen session folders."""
+        return [p.strip() for p in self.session.text().split(";") if p.strip()]
+
+    def set_session(self, paths: str) -> bool:
+        """Choose the session(s) (``;``-separated); shows what they offer, picks the recipe."""
+        self.session.setText(paths)
+        chosen = self.sessions()
+        if not chosen:
             return False
         try:
-            s = summarize_session(path)
+            sums = [summarize_session(p) for p in chosen]
         except (ValueError, OSError) as e:
             self.summary.setText(f"Not a usable session: {e}")
             return False
-        self.summary.setText(f"{s.frames} frames; labels: {s.labels_2d} with 2D joints, "
-                             f"{s.labels_3d} with 3D joints, {s.done} marked done.")
-        self.recipe.setCurrentIndex(self.recipe.findData(choose_recipe(s)))
+        total = SessionSummary("", sum(s.frames for s in sums), sum(s.labels_2d for s in sums),
+                               sum(s.labels_3d for s in sums), sum(s.done for s in sums))
+        many = f"{len(sums)} sessions (merged for the run): " if len(sums) > 1 else ""
+        self.summary.setText(f"{many}{total.frames} frames; labels: {total.labels_2d} with 2D "
+                             f"joints, {total.labels_3d} with 3D joints, {total.done} marked "
+                             "done.")
+        self.recipe.setCurrentIndex(self.recipe.findData(choose_recipe(total)))
         return True
 
     def plan(self) -> FinetunePlan:
         """The run the dialog describes (ValueError naming what is missing)."""
-        session = self.session.text().strip()
-        if not session:
+        chosen = self.sessions()
+        if not chosen:
             raise ValueError("choose a session folder first")
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        out = Path(session).resolve().parent / "runs" / f"{Path(session).name}-{stamp}"
+        first = Path(chosen[0]).resolve()
+        out = first.parent / "runs" / f"{first.name}-{stamp}"
+        many = len(chosen) > 1
         return FinetunePlan(
-            recipe=self.recipe.currentData(), session=session, out=str(out),
-            preset=self.preset.currentText(), steps=self.steps.value() or None,
+            recipe=self.recipe.currentData(), session=str(out / "data") if many else chosen[0],
+            out=str(out), preset=self.preset.currentText(), steps=self.steps.value() or None,
             checkpoint=self.checkpoint if self.from_model.isChecked() else None,
-            labelled_root=self.labelled.text().strip())
+            labelled_root=self.labelled.text().strip(),
+            merge_from=tuple(chosen) if many else ())
 
     def start(self, plan: FinetunePlan | None = None) -> bool:
         """Start the run (``plan`` default: :meth:`plan`); False with a message if it cannot."""
@@ -163,8 +178,12 @@ class FinetuneDialog(QDialog):
             return False
         try:
             plan = plan or self.plan()
+            if plan.merge_from:
+                self.log.appendPlainText(f"merging {len(plan.merge_from)} sessions into "
+                                         f"{plan.session}")
+            prepare(plan)
             cmd = train_command(plan)
-        except ValueError as e:
+        except (ValueError, OSError) as e:
             self.log.appendPlainText(f"cannot start: {e}")
             return False
         self.run_dir, self.output, self.model_path = plan.out, "", None

@@ -182,7 +182,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     dt = t1 - t0
     ev = probe.summary()
     w.close()
-    return {"source": what, "model": model_what or "none (recorded poses)",
+    return {"source": what, "model": model_what or "none (the session's poses/labels)",
             "device": w.state.model.device, "captured_fps": (c1 - c0) / dt,
             "model_fps": (p1 - p0) / dt, "shown_fps": (s1 - s0) / dt,
             "coalesced": k1 - k0, "seconds": dt, "loop_p50": ev["p50"], "loop_p95": ev["p95"],

@@ -51,6 +51,22 @@ def test_finetune_run_offers_the_new_model(dialog, qtbot, tmp_path):
     assert any("train.steps=4" in line for line in d.log.toPlainText().splitlines())
 
 
+def test_two_sessions_are_merged_and_trained_on(dialog, qtbot, tmp_path):
+    a = make_session(tmp_path / "a", n=12, labels=True)  # 4 labels each: 8 = one batch
+    b = make_session(tmp_path / "b", n=12, labels=True)
+    d = dialog()
+    assert d.set_session(f"{a}; {b}")
+    assert "2 sessions" in d.summary.text() and "8 with 3D joints" in d.summary.text()
+    d.preset.setCurrentText("tiny")
+    d.steps.setValue(2)
+    plan = d.plan()
+    assert plan.merge_from == (str(a), str(b)) and plan.session.endswith("data")
+    assert d.start()
+    qtbot.waitUntil(lambda: d.process is None, timeout=WAIT)
+    assert d.model_path is not None, d.log.toPlainText()[-2000:]
+    assert "merging 2 sessions" in d.log.toPlainText()
+
+
 def test_failed_run_is_reported(dialog, qtbot, tmp_path, demo_session):
     d = dialog()
     plan = FinetunePlan("finetune", str(demo_session), str(tmp_path / "run"), preset="tiny",

@@ -25,7 +25,8 @@ from handpose.core.types import Frame, FrameResult, HandPose
 QT_FREE = ("handpose.app.state", "handpose.app.engine", "handpose.app.recording",
            "handpose.app.scene_data", "handpose.app.annotate", "handpose.app.labellers",
            "handpose.app.finetune", "handpose.app.export", "handpose.app.intrinsics",
-           "handpose.app.loaders", "handpose.app.depth_assist", "handpose.app.mailbox")
+           "handpose.app.loaders", "handpose.app.depth_assist", "handpose.app.mailbox",
+           "handpose.app.session_merge", "handpose.app.stats", "handpose.app.colors")
 
 
 def test_qt_free_modules_import_without_qt():

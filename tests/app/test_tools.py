@@ -169,3 +169,33 @@ def test_shipped_session_copy_is_untouched(demo_session, tmp_path):
     """Sanity of the fixture the other tests rely on."""
     copy = Path(shutil.copytree(demo_session, tmp_path / "c"))
     assert (copy / "poses.jsonl").read_bytes() == (demo_session / "poses.jsonl").read_bytes()
+
+
+def test_merge_sessions_renumbers_links_and_keeps_labels(tmp_path):
+    import os
+
+    from handpose.app.finetune import prepare
+    from handpose.app.session_merge import merge_sessions
+    from handpose.core.data.session_reader import SessionReader
+
+    a = make_session(tmp_path / "a", n=6, labels=True)
+    b = make_session(tmp_path / "b", n=4, labels=True, with_depth=False)
+    merged = merge_sessions([a, b], tmp_path / "m")
+    r = SessionReader(merged)
+    ra, rb = SessionReader(a), SessionReader(b)
+    assert len(r) == 10 and [x.index for x in r.records] == list(range(10))
+    assert np.array_equal(r.frame(7).rgb, rb.frame(1).rgb)
+    assert r.frame(7).depth is None and np.allclose(r.frame(2).depth, ra.frame(2).depth)
+    assert os.stat(r.records[0].rgb).st_ino == os.stat(ra.records[0].rgb).st_ino  # linked
+    assert np.allclose(r.poses(8)[0].joints, rb.poses(2)[0].joints)
+    assert sorted(i for i, _ in r.labels) == [0, 3, 6, 9]  # a: 0, 3; b: 0, 3 -> 6, 9
+    assert np.allclose(r.labels[(9, 0)].joints3d, rb.labels[(3, 0)].joints3d)
+    assert r.info.extra["merged_from"][1] == str(b.resolve())
+    with pytest.raises(ValueError, match="not empty"):
+        merge_sessions([a, b], merged)
+    with pytest.raises(ValueError, match="two or more"):
+        merge_sessions([a], tmp_path / "one")
+    plan = FinetunePlan("finetune", str(tmp_path / "run" / "data"), str(tmp_path / "run"),
+                        merge_from=(str(a), str(b)))
+    assert len(SessionReader(prepare(plan))) == 10
+    assert summarize_session(plan.session).labels_3d == 4
