@@ -189,3 +189,26 @@ def test_bad_input_stops_with_a_message(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["semihand", "--preset", "tiny", "--source", "teacher",
                  f"unlabelled.root={sticks}", f"out={tmp_path / 'r4'}"]) == 1
     assert "found no hand in any of the 4 images" in capsys.readouterr().err
+
+
+def test_unlabelled_crops_can_be_upright(tmp_path: Path) -> None:
+    """Teacher-labelled crops turned like the tracker's: the middle MCP above the wrist."""
+    from handpose.core.data.freihand import FreiHANDDataset
+    from handpose.core.data.teacher import TeacherLabels
+    from handpose.training.recipes.semihand_data import UnlabelledCrops
+
+    root = write_freihand(tmp_path / "fh", n=3, size=96)
+    base = FreiHANDDataset(root, load_depth=False, load_mask=False)
+    uv = base.uv.astype(np.float32)
+    n = len(uv)
+    labels = TeacherLabels(
+        found=np.ones(n, bool), score=np.ones(n, np.float32), handedness=np.ones(n, np.int64),
+        uv=uv, z_rel=np.zeros((n, 21), np.float32), uv_corrected=uv,
+        z_corrected=np.zeros((n, 21), np.float32), violations_before=np.zeros(n, np.int64),
+        violations_after=np.zeros(n, np.int64), path=tmp_path / "cache.jsonl")
+    for upright in (False, True):
+        crops = UnlabelledCrops(base, range(n), 64, 1.4, labels, upright=upright)
+        d = torch.stack([crops[i]["teacher_uv"][9] - crops[i]["teacher_uv"][0]
+                         for i in range(n)]).double()
+        straight = (d[:, 0].abs() < 1e-3 * d.norm(dim=1) + 1e-4) & (d[:, 1] < 0)
+        assert bool(straight.all()) == upright

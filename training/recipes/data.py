@@ -74,6 +74,8 @@ class UnlabelledData:
         limit: at most this many images, a seeded random subset (0 = all).
         load_size: side of the hand-centred crops read from disk, before the views are cut.
         crop_margin: crop side / hand box side for images with a hand box.
+        upright: where a recipe crops around keypoints (e.g. teacher labels), turn the crop
+            so the hand points up, as the tracker does at run time.
         skip_bad: skip unreadable images (counted, one warning) instead of failing.
     """
 
@@ -83,6 +85,7 @@ class UnlabelledData:
     limit: int = 0
     load_size: int = 160
     crop_margin: float = DEFAULT_CROP_MARGIN
+    upright: bool = False
     skip_bad: bool = True
 
     def __post_init__(self) -> None:

@@ -143,7 +143,7 @@ class SemiHandRecipe(Recipe):
         if c.pseudo.enabled and c.pseudo.source == "teacher":
             labels = self._teacher_labels(base, ident, ids)
         self.unlabelled = UnlabelledCrops(base, ids, c.input_size, c.unlabelled.crop_margin,
-                                          labels)
+                                          labels, upright=c.unlabelled.upright)
         self.pseudo = PseudoLabels(len(ids))
         ds = PairedDataset(self.unlabelled, labelled)
         plan = plan_batches(c.train, len(ds), self.dist.world_size)

@@ -171,9 +171,10 @@ class UnlabelledCrops(Dataset[dict[str, Any]]):
     """
 
     def __init__(self, base: HandDataset, ids: Sequence[int], size: int, margin: float,
-                 labels: TeacherLabels | None = None) -> None:
+                 labels: TeacherLabels | None = None, upright: bool = False) -> None:
         self.base, self.ids, self.size, self.margin = base, list(ids), int(size), float(margin)
         self.labels = labels
+        self.upright = bool(upright)  # turn teacher-labelled crops so the hand points up
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -186,7 +187,7 @@ class UnlabelledCrops(Dataset[dict[str, Any]]):
         if found and lab is not None:
             with_kp = dict(s)
             with_kp["uv"] = torch.from_numpy(lab.uv[j].astype(np.float32))
-            out = crop_sample(with_kp, self.size, self.margin)
+            out = crop_sample(with_kp, self.size, self.margin, upright=self.upright)
             out.pop("uv")
             A = out["crop_affine"].double().numpy()
             for name, arr in (("teacher_uv", lab.uv[j]),
