@@ -330,7 +330,6 @@ class AppState:
                 problems.append(f"{key}: {e} (kept {getattr(self.pipeline, name)!r})")
         ckpt = values.get("model/checkpoint")
         if ckpt:
-            self.model = replace(self.model, checkpoint=None, name="", error="")
             self.saved_checkpoint = str(ckpt)
         dev = str(values.get("model/device", self.device) or "auto")
         if dev in ("auto", "cpu") or dev.startswith("cuda"):

@@ -10,9 +10,12 @@ in so no two are identical; without the shared data, textured synthetic frames.
 How the disk is slowed: every byte the session writer writes goes through the module-level
 ``handpose.core.data.session_writer._write_all`` (one call per image file and per JSONL line).
 The benchmark replaces it with a throttled version that sleeps ``len(data) / (MB/s)`` before
-writing (``--disk-mbps``, default 10 MB/s, under 2x the stream's 6 MB/s) and, every
+writing (``--disk-mbps``, default 20 MB/s, about 3x the stream's 6 MB/s: the writer is
+serial, so each frame's encoding, throttled writes and fsyncs must fit in 33 ms) and, every
 ``--stall-every`` frames, stalls ``--stall-ms`` more (default 1 s every 300 frames: a
-congested disk's periodic flush). ``fsync="frame"`` (the app's default) also fsyncs every
+congested disk's periodic flush, which the queue must absorb). A slower disk (e.g.
+``--disk-mbps 10``) cannot sustain the stream: the capture thread then waits (back-pressure,
+reported) and still no frame is lost. ``fsync="frame"`` (the app's default) also fsyncs every
 file and folder for real.
 
 Reported: frames offered / written / lost, the capture thread's waits for room
@@ -27,7 +30,7 @@ open and replay every frame up to the last complete one (all of them decoded).
 
 Usage::
 
-    python benchmarks/recording.py [--minutes 10] [--disk-mbps 10] [--kill] [--append]
+    python benchmarks/recording.py [--minutes 10] [--disk-mbps 20] [--kill] [--append]
 """
 
 from __future__ import annotations
@@ -265,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--fps", type=float, default=30.0)
-    ap.add_argument("--disk-mbps", type=float, default=10.0, help="throttle (0 = off)")
+    ap.add_argument("--disk-mbps", type=float, default=20.0, help="throttle (0 = off)")
     ap.add_argument("--stall-every", type=int, default=300, help="frames between stalls")
     ap.add_argument("--stall-ms", type=float, default=1000.0)
     ap.add_argument("--capacity", type=int, default=90, help="recorder queue (frames)")
