@@ -28,7 +28,7 @@ from .menus import VIEW_TOGGLES, build_menus
 from .recording import Recorder
 from .scene_data import build_scene
 from .settings import save_from
-from .sources import VIDEO_FILTER, SourceDialog, open_source_job, spec_for_path
+from .sources import open_source_job
 from .state import SMOOTHING_LEVELS, AppState, ModelInfo
 from .views.plots import PlotsPanel
 from .views.replay_bar import ReplayBar
@@ -100,6 +100,7 @@ class MainWindow(ToolsMixin, QMainWindow):
         self.source_error = ""
         self.ticks_shown = 0
         self.child_windows: list[QWidget] = []
+        self.closed = False
         self.actions = build_menus(self)
         self._aux_at = 0.0  # when the status bar and plots were last refreshed
         self._status_timer = QTimer(self)  # refreshes them when no frame arrives (paused)
@@ -141,6 +142,9 @@ class MainWindow(ToolsMixin, QMainWindow):
 
     def _source_opened(self, payload: tuple[str, Any, Any]) -> None:
         spec, source, info = payload
+        if self.closed:  # opened after the window was closed: release it
+            source.close()
+            return
         if self.recorder is not None:
             self.stop_recording()
         self.engine.start(source)
@@ -162,26 +166,11 @@ class MainWindow(ToolsMixin, QMainWindow):
             self.source_error = f"{spec}: {msg}"
             self._update_banner()
 
-    def choose_source(self) -> None:
-        from handpose.core.data.sources import list_cameras
-
-        dlg = SourceDialog(list_cameras(), self.state.last_dirs.get("source", ""), self)
-        if dlg.exec() and dlg.spec:
-            self.open_source(dlg.spec)
-
-    def choose_path(self, kind: str) -> None:
-        start = self.state.last_dirs.get(kind, "")
-        if kind == "video":
-            path, _ = QFileDialog.getOpenFileName(self, "Open video", start, VIDEO_FILTER)
-        else:
-            path = QFileDialog.getExistingDirectory(self, f"Open {kind} folder", start)
-        if path:
-            self.state.last_dirs[kind] = path
-            self.open_source(spec_for_path(kind, path))
-
     def restart_source(self) -> None:
         """Reopen the current source (e.g. after a camera came back, or with a new K)."""
         if self.state.source.spec:
+            if self.state.source.live:  # a device opens once: release it first
+                self.engine.stop()
             self.open_source(self.state.source.spec)
 
     def toggle_pause(self) -> None:
@@ -250,6 +239,10 @@ class MainWindow(ToolsMixin, QMainWindow):
 
     def set_estimator(self, estimator: Any, info: ModelInfo) -> None:
         """Use ``estimator`` (anything with ``process(frame)``) from the next frame on."""
+        if self.closed:  # loaded after the window was closed
+            if hasattr(estimator, "close"):
+                estimator.close()
+            return
         self.engine.set_model(estimator)
         self.engine.set_options(self.state.pipeline.estimator_options())
         self.state.model = info
@@ -385,6 +378,7 @@ class MainWindow(ToolsMixin, QMainWindow):
 
     # -- shutdown ----------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
+        self.closed = True
         if self.recorder is not None:
             self.stop_recording(wait=True)
         for w in list(self.child_windows):

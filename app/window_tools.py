@@ -1,5 +1,5 @@
-"""The main window's tools: recording, pose export, calibration, annotation, fine-tuning,
-screenshots.
+"""The main window's tools: source dialogs, recording, pose export, calibration,
+annotation, fine-tuning, screenshots.
 
 A mixin of :class:`~handpose.app.main_window.MainWindow` (it uses the window's ``engine``,
 ``state``, ``status``, ``show_message`` ...). Recording stops without blocking the GUI: the
@@ -22,6 +22,7 @@ from .dialogs import AboutDialog, HandSizeDialog, about_text, format_K
 from .export import export_poses
 from .intrinsics import INTRINSICS_FILTER, IntrinsicsError, load_intrinsics
 from .recording import Recorder, RecordingStatus, new_session_path
+from .sources import VIDEO_FILTER, SourceDialog, spec_for_path
 from .workers import BackgroundJob
 
 __all__ = ["ToolsMixin", "DEFAULT_RECORDINGS_DIR", "CALIBRATION_FRAMES"]
@@ -42,6 +43,24 @@ class ToolsMixin:
     last_recording: str
     actions: dict[str, Any]
     child_windows: list[Any]
+
+    # -- sources ---------------------------------------------------------------------------
+    def choose_source(self) -> None:
+        from handpose.core.data.sources import list_cameras
+
+        dlg = SourceDialog(list_cameras(), self.state.last_dirs.get("source", ""), self)
+        if dlg.exec() and dlg.spec:
+            self.open_source(dlg.spec)
+
+    def choose_path(self, kind: str) -> None:
+        start = self.state.last_dirs.get(kind, "")
+        if kind == "video":
+            path, _ = QFileDialog.getOpenFileName(self, "Open video", start, VIDEO_FILTER)
+        else:
+            path = QFileDialog.getExistingDirectory(self, f"Open {kind} folder", start)
+        if path:
+            self.state.last_dirs[kind] = path
+            self.open_source(spec_for_path(kind, path))
 
     # -- recording -------------------------------------------------------------------------
     def set_recording(self, on: bool) -> None:
