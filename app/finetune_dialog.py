@@ -181,6 +181,8 @@ class FinetuneDialog(QDialog):
             if plan.merge_from:
                 self.log.appendPlainText(f"merging {len(plan.merge_from)} sessions into "
                                          f"{plan.session}")
+            for path in plan.merge_from or (plan.session,):
+                summarize_session(path)  # a folder that is no session fails here, named
             prepare(plan)
             cmd = train_command(plan)
         except (ValueError, OSError) as e:

@@ -99,3 +99,16 @@ def test_session_with_a_torn_last_line_replays(window, qtbot, demo_session, tmp_
     assert window.state.source.length == 30 and window.last_message is None
     qtbot.waitUntil(lambda: window.last_tick is not None and
                     window.last_tick.origin == "recorded", timeout=WAIT)
+
+
+def test_finetune_dialog_rejects_a_bad_session(gui, qtbot, monkeypatch, bad_files):
+    from handpose.app.finetune_dialog import FinetuneDialog
+    from handpose.app.state import AppState
+
+    d = FinetuneDialog(AppState())
+    qtbot.addWidget(d)
+    _patch_dialogs(monkeypatch, bad_files["session"])
+    d._browse()  # the "Add..." button's file dialog
+    assert "Not a usable session" in d.summary.text() and "session.json" in d.summary.text()
+    assert not d.start()  # nothing runs; the reason is in the log
+    assert "cannot start" in d.log.toPlainText()
