@@ -97,7 +97,14 @@ def _error(msg: str, code: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``handpose-train``; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # key=value words may come before and after the options (argparse alone stops the
+    # positional list at the first option): gather the words it left over
+    args, rest = parser.parse_known_args(argv)
+    unknown = [w for w in rest if w.startswith("-")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if rest:
+        args.overrides = [*getattr(args, "overrides", []), *rest]
     if not args.recipe:
         parser.print_help()
         return 2
@@ -105,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         module = entry.load()
         overrides = list(args.overrides)
+        if entry.positional and overrides and "=" not in overrides[0]:
+            overrides[0] = f"{entry.positional}={overrides[0]}"
         for key in (*entry.flags.values(), *entry.switches):
             value = getattr(args, f"flag__{key}")
             if value is not None:

@@ -11,10 +11,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from training_data import write_freihand, write_image_folder
+from training_data import write_freihand, write_image_folder, write_masked_freihand
 
 from handpose.core.checkpoint import load_checkpoint
-from handpose.core.skeleton import BONES
 from handpose.training.cli import main
 from handpose.training.recipes.semihand_data import WeakAugSpec, weak_perturbation
 from handpose.training.recipes.semihand_labels import PseudoLabels
@@ -26,23 +25,6 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-def write_masked_freihand(root: Path, n: int = 16, size: int = 96) -> Path:
-    """A FreiHAND-layout set whose ``training/mask/%08d.png`` covers the drawn bones."""
-    write_freihand(root, n=n, size=size)
-    xyz = np.array(json.loads((root / "training_xyz.json").read_text()))
-    K = np.array(json.loads((root / "training_K.json").read_text()))
-    (root / "training" / "mask").mkdir()
-    for i in range(n):
-        cam = xyz[i] @ K[i].T
-        uv = cam[:, :2] / cam[:, 2:]
-        m = np.zeros((size, size), np.uint8)
-        for p, c in BONES:
-            cv2.line(m, tuple(int(round(x)) for x in uv[p]), tuple(int(round(x)) for x in uv[c]),
-                     255, 6)
-        cv2.imwrite(str(root / "training" / "mask" / f"{i:08d}.png"), m)
-    return root
 
 
 def _metrics(run: Path) -> list[dict]:

@@ -78,3 +78,20 @@ def write_image_folder(root: Path, n: int = 16, size: int = 96, seed: int = 1) -
         img = _draw(size, cam[:, :2] / cam[:, 2:], rng)
         cv2.imwrite(str(d / f"img_{i:03d}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     return root
+
+
+def write_masked_freihand(root: Path, n: int = 16, size: int = 96) -> Path:
+    """A FreiHAND-layout set whose ``training/mask/%08d.png`` covers the drawn bones."""
+    write_freihand(root, n=n, size=size)
+    xyz = np.array(json.loads((root / "training_xyz.json").read_text()))
+    K = np.array(json.loads((root / "training_K.json").read_text()))
+    (root / "training" / "mask").mkdir()
+    for i in range(n):
+        cam = xyz[i] @ K[i].T
+        uv = cam[:, :2] / cam[:, 2:]
+        m = np.zeros((size, size), np.uint8)
+        for p, c in BONES:
+            cv2.line(m, tuple(int(round(x)) for x in uv[p]), tuple(int(round(x)) for x in uv[c]),
+                     255, 6)
+        cv2.imwrite(str(root / "training" / "mask" / f"{i:08d}.png"), m)
+    return root

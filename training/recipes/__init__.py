@@ -30,6 +30,8 @@ class RecipeEntry:
         flags: CLI flags that set config keys, e.g. ``{"method": "method"}`` makes
             ``--method X`` mean ``method=X`` (the value is checked against the field's type).
         switches: CLI flags without a value for boolean keys: ``--onnx`` means ``onnx=true``.
+        positional: a config key set by a bare first word: with ``"name"``,
+            ``handpose-train recipe default`` means ``name=default``.
     """
 
     name: str
@@ -37,6 +39,7 @@ class RecipeEntry:
     summary: str
     flags: dict[str, str] = field(default_factory=dict)
     switches: tuple[str, ...] = ()
+    positional: str = ""
 
     def load(self) -> ModuleType:
         """Import the module and check it has ``Config`` and ``run``."""
@@ -56,11 +59,13 @@ def register(
     summary: str,
     flags: dict[str, str] | None = None,
     switches: tuple[str, ...] = (),
+    positional: str = "",
 ) -> None:
     """Add a recipe to the CLI (a name may be registered once)."""
     if name in RECIPES:
         raise ValueError(f"recipe {name!r} is already registered")
-    RECIPES[name] = RecipeEntry(name, module, summary, dict(flags or {}), tuple(switches))
+    RECIPES[name] = RecipeEntry(name, module, summary, dict(flags or {}), tuple(switches),
+                                positional)
 
 
 def get_recipe(name: str) -> RecipeEntry:
@@ -92,11 +97,14 @@ register("fit-depth", "handpose.training.recipes.fit_depth",
 register("semihand", "handpose.training.recipes.semihand",
          "SemiHand: synthetic labels + unlabelled real images (pseudo-labels, consistency)",
          {"source": "pseudo.source"})
+register("disentangled", "handpose.training.recipes.disentangled",
+         "disentangled VAE (pose / image content): synthesis, pose transfer, pose estimate")
 register("dual", "handpose.training.recipes.dual",
          "dual-modality RGB+depth network: synthetic pre-training, pseudo-label fine-tuning",
          {"stage": "stage"})
 register("crossvae", "handpose.training.recipes.crossvae",
          "cross-modal VAE (RGB, point clouds; product of experts): pose + hand point cloud",
          {"variant": "variant"})
-register("disentangled", "handpose.training.recipes.disentangled",
-         "disentangled VAE (pose / image content): synthesis, pose transfer, pose estimate")
+register("recipe", "handpose.training.recipes.chain",
+         "a chain of recipes end to end: 'recipe default' trains the shipped model",
+         positional="name")

@@ -1,0 +1,190 @@
+"""``handpose-train recipe default``: the shipped model, end to end, from the project's methods.
+
+The chain runs the stage recipes in order, each with its own preset section
+(``stage_preset``) plus the wiring below and any per-stage ``key=value`` overrides:
+
+1. ``pretrain`` — PeCLR on the real photos (``real``) and the synthetic crops
+   (``synthetic``, mixed in as the extra source);
+2. ``finetune`` — supervised 2.5D on the synthetic labels, upright crops as the tracker cuts
+   them, from the PeCLR encoder;
+3. ``semihand`` — SemiHand rounds on the real photos: pseudo-labels from the MediaPipe teacher
+   (or the network), biomechanically corrected, confidence-gated, with the labelled synthetic
+   crops, from the fine-tuned network.
+
+Every stage writes its own run folder under the chain's folder and resumes where it stopped
+(``train.resume=auto``); a finished stage (its ``model.pt`` exists) is not run again. The last
+model is then evaluated on the held-out synthetic set and on ``real_eval`` (labelled real
+frames used ONLY for the model card, never for training), next to MediaPipe Hands on the same
+real frames, and written as a float16 checkpoint with a model card (:mod:`.model_card`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from handpose.core.checkpoint import load_checkpoint, save_checkpoint
+
+from ..config import ConfigError, input_path, to_dict
+from ..config_files import resolve_config, save_config
+from . import get_recipe
+from .data import require_path
+from .model_card import evaluate_card, write_model_card
+
+__all__ = ["Config", "STAGES", "check", "run", "stage_overrides"]
+
+#: The stages of the ``default`` chain, in order.
+STAGES = ("pretrain", "finetune", "semihand")
+
+
+@dataclass(frozen=True)
+class Config:
+    """``handpose-train recipe default``.
+
+    Attributes:
+        name: the chain ("default": the shipped model).
+        out: run folder ("" = runs/recipe-<time>).
+        synthetic: labelled synthetic set with masks (``handpose-data synth --hands both``).
+        synthetic_test: a held-out synthetic set (another seed) for the model card.
+        real: unlabelled real hand photos (e.g. ``shared/data/real_hands`` with index.csv).
+        real_eval: labelled real frames (FreiHAND layout) for the model card only; "" = skip.
+        stage_preset: the preset whose stage sections the stages start from.
+        stages: which stages to run (a subset of STAGES, in order).
+        input_size: crop side of the network (pixels). depth: ResNet depth.
+        teacher_cache: folder of the MediaPipe teacher's label cache ("" = in the run).
+        pretrain, finetune, semihand: extra ``key=value`` overrides of each stage.
+        model_out: where to write the final checkpoint ("" = <run>/default.pt); the model
+            card is written next to it with the suffix ``.md``.
+        dtype: weights of the final checkpoint ("float16" to ship).
+        card_limit: at most this many frames of each evaluation set (0 = all).
+    """
+
+    name: Literal["default"] = "default"
+    out: str = ""
+    synthetic: str = input_path("", doc="labelled synthetic set (handpose-data synth)")
+    synthetic_test: str = input_path("", doc="held-out synthetic set")
+    real: str = input_path("", doc="unlabelled real hand photos")
+    real_eval: str = input_path("", doc="labelled real frames for the model card only")
+    stage_preset: str = "cpu"
+    stages: tuple[str, ...] = STAGES
+    input_size: int = 128
+    depth: int = 18
+    teacher_cache: str = ""
+    pretrain: tuple[str, ...] = ()
+    finetune: tuple[str, ...] = ()
+    semihand: tuple[str, ...] = ()
+    model_out: str = ""
+    dtype: Literal["float16", "float32"] = "float16"
+    card_limit: int = 0
+
+    def __post_init__(self) -> None:
+        bad = [s for s in self.stages if s not in STAGES]
+        if bad or not self.stages:
+            raise ValueError(f"stages must be a non-empty subset of {STAGES}; got {self.stages}")
+        if list(self.stages) != [s for s in STAGES if s in self.stages]:
+            raise ValueError(f"stages must keep the order {STAGES}; got {self.stages}")
+        if self.input_size < 32 or self.depth not in (18, 34, 50, 101, 152):
+            raise ValueError("input_size >= 32 and a ResNet depth in 18/34/50/101/152 needed")
+
+
+def stage_overrides(cfg: Config, stage: str, run_dir: Path, prev_model: str) -> list[str]:
+    """The ``key=value`` overrides of one stage: the wiring (data, sizes, initialisation, output
+    folder), then the user's overrides of that stage, which win on the same key."""
+    out = [f"out={run_dir / stage}", "train.resume=auto", f"model.depth={cfg.depth}"]
+    if stage == "pretrain":
+        out += [f"data.root={cfg.real}", f"extra.root={cfg.synthetic}", "extra.format=freihand",
+                f"views.size={cfg.input_size}", "method=peclr"]
+    elif stage == "finetune":
+        out += [f"data.root={cfg.synthetic}", "data.upright=true",
+                f"input_size={cfg.input_size}"]
+        if cfg.synthetic_test:
+            out += [f"val.root={cfg.synthetic_test}", "val.upright=true", "val.limit=500"]
+    else:
+        out += [f"labelled.root={cfg.synthetic}", "labelled.upright=true",
+                f"unlabelled.root={cfg.real}", "unlabelled.upright=true",
+                f"input_size={cfg.input_size}", "pseudo.source=teacher"]
+        if cfg.teacher_cache:
+            out.append(f"teacher.cache_dir={cfg.teacher_cache}")
+        if cfg.synthetic_test:
+            out += [f"val.root={cfg.synthetic_test}", "val.upright=true", "val.limit=500"]
+    if prev_model:
+        out.append(f"init={prev_model}")
+    merged = dict(w.split("=", 1) for w in out)
+    for w in getattr(cfg, stage):  # the user's overrides win over the wiring
+        if "=" not in w:
+            raise ConfigError(f"{stage}: override {w!r} is not key=value")
+        key, value = w.split("=", 1)
+        merged[key.strip()] = value
+    return [f"{k}={v}" for k, v in merged.items()]
+
+
+def check(cfg: Config) -> None:
+    """The training data must exist; every stage's config must resolve."""
+    for key in ("synthetic", "real"):
+        require_path(getattr(cfg, key), key)
+    for key in ("synthetic_test", "real_eval"):
+        if getattr(cfg, key):
+            require_path(getattr(cfg, key), key)
+    for k, stage in enumerate(cfg.stages):  # fail before any training on a bad override
+        module = get_recipe(stage).load()
+        prev = "" if k == 0 else "previous-stage/model.pt"
+        try:
+            resolve_config(module.Config, stage, cfg.stage_preset,
+                           stage_overrides(cfg, stage, Path("runs/check"), prev))
+        except ConfigError as e:
+            raise ConfigError(f"stage {stage}: {e}") from e
+
+
+def _run_stage(cfg: Config, stage: str, run_dir: Path, prev: str) -> tuple[str, dict[str, Any]]:
+    stage_dir = run_dir / stage
+    done = stage_dir / "stage.json"
+    if done.exists() and (stage_dir / "model.pt").exists():
+        info = json.loads(done.read_text())
+        print(f"recipe {cfg.name}: {stage} already done ({stage_dir / 'model.pt'})")
+        return str(stage_dir / "model.pt"), info
+    entry = get_recipe(stage)
+    module = entry.load()
+    scfg = resolve_config(module.Config, stage, cfg.stage_preset,
+                          stage_overrides(cfg, stage, run_dir, prev))
+    if hasattr(module, "check"):
+        module.check(scfg)
+    save_config(scfg, stage, stage_dir)
+    t0 = time.time()
+    result = module.run(scfg, stage_dir) or {}
+    info = {"stage": stage, "wall_s": round(time.time() - t0, 1),
+            "steps": result.get("steps"), "config": to_dict(scfg)}
+    done.write_text(json.dumps(info, indent=1, default=str) + "\n")
+    model = result.get("model") or str(stage_dir / "model.pt")
+    if not Path(model).exists():
+        raise ConfigError(f"stage {stage} finished without a model ({model})")
+    return str(model), info
+
+
+def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
+    """Run the stages, evaluate, and write the shipped checkpoint and its model card."""
+    t0 = time.time()
+    prev, stages = "", []
+    for stage in cfg.stages:
+        prev, info = _run_stage(cfg, stage, run_dir, prev)
+        stages.append({k: info[k] for k in ("stage", "wall_s", "steps")})
+    model, meta = load_checkpoint(prev)
+    card = evaluate_card(model, meta, synthetic_test=cfg.synthetic_test,
+                         real_eval=cfg.real_eval, limit=cfg.card_limit)
+    out = Path(cfg.model_out) if cfg.model_out else run_dir / "default.pt"
+    training = {
+        "recipe": f"recipe/{cfg.name}",
+        "config": to_dict(cfg),
+        "data": {"synthetic": cfg.synthetic, "real": cfg.real},
+        "stages": stages,
+        "wall_s": round(time.time() - t0, 1),
+    }
+    path = save_checkpoint(out, model, input_size=meta.input_size,
+                           normalization=dict(meta.normalization), training=training,
+                           metrics=card["handpose"], dtype=cfg.dtype)
+    card_path = write_model_card(path.with_suffix(".md"), path, training, card)
+    (run_dir / "card.json").write_text(json.dumps(card, indent=1) + "\n")
+    return {"model": str(path), "model_card": str(card_path), "metrics": card,
+            "steps": sum(int(s["steps"] or 0) for s in stages)}
