@@ -1,4 +1,5 @@
-"""Test helpers of the app tests: a tiny synthetic session and a stand-in estimator.
+"""Test helpers of the app tests: a tiny synthetic session, a stand-in estimator, a camera
+that disappears, a tiny checkpoint.
 
 The session is drawn, not rendered: a right hand (the hand model's rest pose, palm towards
 the camera, fingers up) swaying left and right 0.5 m in front of a 320 x 240 camera, its bones
@@ -24,6 +25,7 @@ import numpy as np
 
 from handpose.core.data.session_reader import SessionReader
 from handpose.core.data.session_writer import SessionWriter
+from handpose.core.data.sources import FrameSource, SourceLost
 from handpose.core.geometry.camera import project
 from handpose.core.handmodel import load_hand_model
 from handpose.core.skeleton import BONES
@@ -128,3 +130,32 @@ class StandInEstimator:
 
     def close(self) -> None:
         self.closed = True
+
+
+class LostCamera(FrameSource):
+    """A live source that stops delivering after ``n`` frames, as an unplugged camera."""
+
+    live = True
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self._setup(name="camera 7", size=(64, 48), fps=30.0, K=None, has_depth=False)
+        self.n, self.i = n, 0
+
+    def _read(self) -> Frame | None:
+        if self.i >= self.n:
+            raise SourceLost("camera 7 stopped delivering frames (no frame for 2.0 s)")
+        self.i += 1
+        time.sleep(1 / 60)
+        return Frame(rgb=np.zeros((48, 64, 3), np.uint8), K=self.K, timestamp=self.i / 30,
+                     index=self.i)
+
+
+def tiny_checkpoint(path: Path) -> Path:
+    """A random-weight width-8 ResNet-18 PoseNet checkpoint (64 px input; the tiny preset's
+    shape) at ``path``."""
+    from handpose.core.checkpoint import save_checkpoint
+    from handpose.core.models import build_model
+
+    model = build_model("posenet_resnet18", width=8)
+    return save_checkpoint(path, model, input_size=64)

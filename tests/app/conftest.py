@@ -22,6 +22,12 @@ QCoreApplication.setAttribute(Qt.ApplicationAttribute.AA_ShareOpenGLContexts, Tr
 
 from app_helpers import StandInEstimator, make_session  # noqa: E402
 
+# Test modules elsewhere import names from ``conftest`` by module name (tests/test_packaging.py:
+# ``from conftest import REPO``). pytest imports every conftest.py as the module "conftest",
+# and this one is imported after tests/conftest.py, so it must offer the same plain names.
+REPO = Path(__file__).resolve().parents[2]
+SHARED_DATA = Path(os.environ.get("HANDPOSE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
 
 @pytest.fixture(scope="session")
 def demo_session(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -4,7 +4,7 @@ preset), follows its progress and offers the new model; a failing run is reporte
 from __future__ import annotations
 
 import pytest
-from app_helpers import make_session
+from app_helpers import make_session, tiny_checkpoint
 
 from handpose.app.finetune import FinetunePlan
 from handpose.app.loaders import describe_checkpoint
@@ -28,10 +28,8 @@ def dialog(gui, qtbot):
 
 
 def test_finetune_run_offers_the_new_model(dialog, qtbot, tmp_path):
-    from test_tools import _tiny_checkpoint
-
     session = make_session(tmp_path / "labelled", n=24, labels=True)  # 8 labels: one batch
-    ckpt = _tiny_checkpoint(tmp_path / "current.pt")
+    ckpt = tiny_checkpoint(tmp_path / "current.pt")
     d = dialog(str(ckpt))
     assert d.set_session(str(session))
     assert d.recipe.currentData() == "finetune" and "8 with 3D joints" in d.summary.text()

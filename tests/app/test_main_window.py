@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from app_helpers import StandInEstimator
+from app_helpers import LostCamera, StandInEstimator
 
 import handpose.core.data.session_writer as session_writer
 from handpose.app.state import ModelInfo
@@ -144,11 +144,9 @@ def test_no_model_is_said_plainly(window, qtbot, tmp_path):
 
 
 def test_lost_camera_shows_a_message_and_the_app_stays_up(window, qtbot):
-    from test_engine import _Camera
-
     from handpose.app.loaders import describe_source
 
-    cam = _Camera(8)
+    cam = LostCamera(8)
     window._source_opened(("camera:7", cam, describe_source("camera:7", cam)))
     qtbot.waitUntil(lambda: window.last_message is not None, timeout=WAIT)
     assert "stopped delivering" in window.last_message.text()

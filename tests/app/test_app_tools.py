@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_helpers import K, make_session
+from app_helpers import K, make_session, tiny_checkpoint
 
 from handpose.app.export import PoseLog, export_poses
 from handpose.app.finetune import (
@@ -95,16 +95,8 @@ def test_session_summary_and_recipe_choice(demo_session, tmp_path):
     assert (s2.labels_2d, s2.labels_3d, s2.done) == (2, 2, 2) and choose_recipe(s2) == "finetune"
 
 
-def _tiny_checkpoint(path: Path) -> Path:
-    from handpose.core.checkpoint import save_checkpoint
-    from handpose.core.models import build_model
-
-    model = build_model("posenet_resnet18", width=8)
-    return save_checkpoint(path, model, input_size=64)
-
-
 def test_plan_command_and_overrides(tmp_path):
-    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    ckpt = tiny_checkpoint(tmp_path / "m.pt")
     assert model_overrides(ckpt) == [f"init={ckpt}", "model.depth=18", "model.width=8",
                                      "input_size=64"]
     plan = FinetunePlan("finetune", "/s", "/runs/x", preset="tiny", steps=5, checkpoint=str(ckpt))
@@ -150,7 +142,7 @@ def test_open_model_errors_name_the_file(tmp_path):
 
 def test_open_model_builds_the_real_pipeline(tmp_path):
     """A (random-weight) checkpoint through the real HandPoseEstimator: the app's path."""
-    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    ckpt = tiny_checkpoint(tmp_path / "m.pt")
     est, info = open_model(ckpt, device="cpu", cache_dir=tmp_path / "cache")
     try:
         assert info.checkpoint == str(ckpt) and "posenet_resnet18" in info.card

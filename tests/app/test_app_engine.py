@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from app_helpers import StandInEstimator
+from app_helpers import LostCamera, StandInEstimator
 
 from handpose.app.engine import Engine, Tick
 from handpose.app.recording import Recorder
 from handpose.core.data.session_reader import SessionReader
-from handpose.core.data.sources import ArraySource, FrameSource, SessionSource, SourceLost
+from handpose.core.data.sources import ArraySource, SessionSource
 from handpose.core.types import Frame
 
 TIMEOUT = 60.0  # generous: the CPU is shared
@@ -138,28 +138,9 @@ def test_inference_error_is_reported_once_and_frames_keep_coming(engine, demo_se
     assert all(k != "inference_error" for k, _ in list(c.events.queue))
 
 
-class _Camera(FrameSource):
-    """A live source that stops delivering after ``n`` frames, as an unplugged camera."""
-
-    live = True
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self._setup(name="camera 7", size=(64, 48), fps=30.0, K=None, has_depth=False)
-        self.n, self.i = n, 0
-
-    def _read(self) -> Frame | None:
-        if self.i >= self.n:
-            raise SourceLost("camera 7 stopped delivering frames (no frame for 2.0 s)")
-        self.i += 1
-        time.sleep(1 / 60)
-        return Frame(rgb=np.zeros((48, 64, 3), np.uint8), K=self.K, timestamp=self.i / 30,
-                     index=self.i)
-
-
 def test_lost_camera_is_an_event_not_a_crash(engine):
     c = engine.collector
-    engine.start(_Camera(5))
+    engine.start(LostCamera(5))
     assert "stopped delivering" in c.next_event("lost")
     assert engine.captured == 5
 
