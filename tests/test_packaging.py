@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _declared() -> tuple[set[str], dict[str, str]]:
@@ -30,5 +31,5 @@ def test_import_names_resolve_to_the_source_folders() -> None:
     import handpose.core
 
     assert handpose.core.__file__ is not None
-    assert (REPO / "core").samefile(__import__("pathlib").Path(handpose.core.__file__).parent)
+    assert (REPO / "core").samefile(Path(handpose.core.__file__).parent)
     assert (handpose.assets.ASSETS_DIR / "hand_model.json").is_file()
