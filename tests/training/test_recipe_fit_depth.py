@@ -164,3 +164,22 @@ def test_missing_init_or_prior_is_a_config_error(tmp_path, capsys):
     code = main(["fit-depth", "--preset", "tiny", "stage=fit", "data.source=synthetic",
                  f"out={tmp_path / 'y'}"])
     assert code == 2 and "init" in capsys.readouterr().err
+
+
+def test_heatmap_cross_entropy_is_smallest_at_the_target():
+    from handpose.training.recipes.fit_depth import heatmap_cross_entropy
+
+    xy = torch.tensor([[[0.1, -0.3]]])
+    h = w = 16
+    gy = (torch.arange(h) + 0.5) * (2 / h) - 1
+    gx = (torch.arange(w) + 0.5) * (2 / w) - 1
+    s = 2.0 / w
+    t = torch.exp(-0.5 * ((gy[:, None] - xy[0, 0, 1]) ** 2 + (gx[None] - xy[0, 0, 0]) ** 2)
+                  / s**2)
+    t = (t / t.sum())[None, None]
+    entropy = float(-(t * t.log()).sum())
+    assert float(heatmap_cross_entropy(t, xy)) == pytest.approx(entropy, rel=1e-5)
+    shifted = torch.roll(t, 3, dims=-1)
+    flat = torch.full_like(t, 1.0 / (h * w))
+    assert float(heatmap_cross_entropy(shifted, xy)) > entropy
+    assert float(heatmap_cross_entropy(flat, xy)) == pytest.approx(np.log(h * w), rel=1e-5)

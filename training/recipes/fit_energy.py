@@ -5,9 +5,10 @@
 Network outputs (B, V, K, 3) in each view's normalised crop cube become metres in the view's
 camera (:func:`~handpose.core.data.depth_crop.from_cube`), then joints and sphere centres:
 K = 21 joints give the centres by ``spheres_from_joints``; K = 41 centres give the joints by
-least squares (:func:`~handpose.core.models.prior.joints_from_spheres`). Radii: the template's
-times the hand scale (fixed ``hand_scale`` or, with 0, each hand's own scale estimated from the
-predicted bones, detached and clamped into ``scale_range``).
+least squares (:func:`~handpose.core.models.prior.joints_from_spheres`). Radii and reference
+bone lengths: the template's times ``hand_scale`` (fixed, 1 = the adult template, as Wan et
+al.'s predefined bone ranges; or, with 0, each hand's own scale estimated from the predicted
+bones, detached and clamped into ``scale_range``).
 
 Terms (pure energies from :mod:`handpose.core.losses.fitting`, all per sample):
 
@@ -24,7 +25,8 @@ Terms (pure energies from :mod:`handpose.core.losses.fitting`, all per sample):
 * L_multiview: each view's centres in the canonical frame pulled to the per-sphere median of the
   views (stop-gradient), V >= 2 only.
 * L_vae: the frozen prior's negative ELBO (``PoseVAE.prior_loss``).
-* L_bone: squared excess outside ``[0.80, 1.05] x`` the template bone lengths times the scale.
+* L_bone: squared excess outside ``[0.80, 1.05] x`` the template bone lengths times the scale
+  (with the default scale 1 the band admits hands 0.8-1.05 times the template's size).
 * L_collision: sphere overlap between fingers / palm beyond ``collision_margin`` per pair.
 
 Weights: the paper gives no values. The defaults are *(choose)* values with energies in metres:
@@ -73,8 +75,12 @@ class EnergyWeights:
         d2m_max_distance: metres, clamp of the data-to-model distance.
         collision_margin: metres of overlap tolerated per sphere pair.
         bone_band: [lo, hi] fractions of the reference bone lengths.
-        hand_scale: the hand's size relative to the template (0 = estimate per hand).
-        scale_range: clamp of the estimated scale.
+        hand_scale: the hand's size relative to the template: the sphere radii and the bone
+            reference lengths are the template's times it (1 = the default adult hand; set a
+            user's calibration here). 0 = each hand's own scale estimated from the predicted
+            bones (detached): the bone term then constrains proportions only, and a network
+            that predicts shrunken hands (regression to the mean) is not pulled back.
+        scale_range: clamp of the estimated scale (``hand_scale=0``).
         tau, sigma: soft renderer temperature (metres) and edge width (cells).
         max_points: observed hand cells per crop used by L_d2m (a random subset).
     """
@@ -90,7 +96,7 @@ class EnergyWeights:
     d2m_max_distance: float = 0.03
     collision_margin: float = 0.005
     bone_band: tuple[float, ...] = (0.80, 1.05)
-    hand_scale: float = 0.0
+    hand_scale: float = 1.0
     scale_range: tuple[float, ...] = (0.7, 1.3)
     tau: float = 0.004
     sigma: float = 1.0
