@@ -131,6 +131,8 @@ def train(
             non-finite loss without a GradScaler to skip it.
     """
     run_dir = Path(run_dir)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
     info = init_distributed(device)
     if cfg.deterministic:

@@ -182,3 +182,13 @@ def test_to_device_moves_nested_batches_and_sets_channels_last() -> None:
     assert out["img"].is_contiguous(memory_format=torch.channels_last)
     assert out["meta"][1] == "name" and out["k"] == (1,)
     torch.testing.assert_close(out["img"], batch["img"])
+
+
+def test_threads_option_sets_torch_threads(tmp_path: Path) -> None:
+    from handpose.training.train_config import TrainConfig
+
+    with pytest.raises(ValueError, match="train.threads"):
+        TrainConfig(steps=1, threads=-1)
+    assert torch.get_num_threads() == 1  # the fixture's
+    train(ToyRecipe(), tiny_cfg(steps=1, threads=2), tmp_path)
+    assert torch.get_num_threads() == 2

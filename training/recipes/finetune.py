@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -38,7 +38,8 @@ from .data import LabelledData, labelled_dataset, require_path
 from .eval import evaluate_model
 from .models import EncoderSpec, load_encoder_weights
 
-__all__ = ["check", "Config", "AugmentSpec", "FinetuneRecipe", "run"]
+__all__ = ["check", "Config", "AugmentSpec", "HeatmapSpec", "FinetuneRecipe", "pose_model_name",
+           "run"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,25 @@ class AugmentSpec:
 
 
 @dataclass(frozen=True)
+class HeatmapSpec:
+    """The integral-heatmap head (``head="heatmap"``): transposed-convolution channels and x2
+    upsamplings (3: stride 4), and the soft-argmax sharpness ``beta``."""
+
+    channels: int = 128
+    num_deconv: int = 3
+    beta: float = 10.0
+
+
+def pose_model_name(depth: int, head: str, mask: bool = False) -> str:
+    """Registry name of the PoseNet of ``depth`` with a ``head`` ("regression"/"heatmap")."""
+    if head not in ("regression", "heatmap"):
+        raise ValueError(f"head must be 'regression' or 'heatmap'; got {head!r}")
+    if mask:
+        return f"posenet_resnet{depth}_mask"
+    return f"posenet_resnet{depth}" + ("_heatmap" if head == "heatmap" else "")
+
+
+@dataclass(frozen=True)
 class Config:
     """``handpose-train finetune``.
 
@@ -71,7 +91,10 @@ class Config:
         init: pre-trained encoder: a pretrain run folder or its model.pt, official PeCLR or
             torchvision-style ResNet weights; "" = random initialisation.
         freeze_encoder: train the head only (encoder weights and BN statistics fixed).
-        head_hidden: 0 = linear 2.5D head; > 0 = 2-layer MLP head of that width.
+        head: "regression" (pooled features -> 2.5D) or "heatmap" (integral regression:
+            soft-argmax over 2D heatmaps; learns the 2D much faster from scratch).
+        head_hidden: regression head: 0 = linear; > 0 = 2-layer MLP head of that width.
+        heatmap: the heatmap head's settings.
         input_size: side of the network input (the hand crop) in pixels.
         data: the labelled training set; val: an optional validation set (root "" = none),
             evaluated every ``train.eval_every`` updates and at the end.
@@ -81,7 +104,9 @@ class Config:
     out: str = ""
     init: str = input_path("", doc="pre-trained encoder weights")
     freeze_encoder: bool = False
+    head: Literal["regression", "heatmap"] = "regression"
     head_hidden: int = 0
+    heatmap: HeatmapSpec = field(default_factory=HeatmapSpec)
     input_size: int = 128
     data: LabelledData = field(default_factory=LabelledData)
     val: LabelledData = field(default_factory=LabelledData)
@@ -119,8 +144,13 @@ class FinetuneRecipe(Recipe):
 
     def build_model(self) -> nn.Module:
         c = self.cfg
-        model = build_model(f"posenet_resnet{c.model.depth}", width=c.model.width,
-                            hidden=c.head_hidden)
+        if c.head == "heatmap":
+            h = c.heatmap
+            model = build_model(pose_model_name(c.model.depth, "heatmap"), width=c.model.width,
+                                channels=h.channels, num_deconv=h.num_deconv, beta=h.beta)
+        else:
+            model = build_model(pose_model_name(c.model.depth, "regression"),
+                                width=c.model.width, hidden=c.head_hidden)
         if c.init:
             load_encoder_weights(model.encoder, c.init, "init")
         if c.freeze_encoder:
