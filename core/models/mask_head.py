@@ -17,6 +17,8 @@ that uses a PoseNet (evaluation, ONNX export of the pose outputs, the tracker) u
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -61,7 +63,7 @@ class MaskHead(nn.Module):
         nn.init.normal_(self.final.weight, std=1e-3)
         bias = self.final.bias
         assert bias is not None
-        nn.init.constant_(bias, float(torch.logit(torch.tensor(prior))))
+        nn.init.constant_(bias, math.log(prior / (1.0 - prior)))  # logit(prior)
 
     def forward(self, fmap: Tensor) -> Tensor:
         """(B, C, h, w) -> (B, h 2^n, w 2^n) logits."""

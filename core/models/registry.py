@@ -16,8 +16,9 @@ Registered names (N in 18, 34, 50, 101, 152):
   ``hidden=0``, ``error_scale=0.05``, ``root_refine=False``).
 - ``posenet_resnetN_heatmap``: :class:`PoseNet` with the integral-heatmap head (``width=64``,
   ``channels=256``, ``num_deconv=3``, ``beta=1.0``, ``root_refine=False``).
-- ``posenet_resnetN_mask``: :class:`PoseMaskNet`, the regression PoseNet plus a hand-mask head
-  (SemiHand; ``width=64``, ``hidden=0``, ``error_scale=0.05``, ``root_refine=False``,
+- ``posenet_resnetN_mask``: :class:`PoseMaskNet`, a PoseNet (``head="regression"`` or
+  ``"heatmap"`` with the heatmap head's ``channels``, ``num_deconv``, ``beta``) plus a
+  hand-mask head (SemiHand; ``width=64``, ``hidden=0``, ``error_scale=0.05``, ``root_refine=False``,
   ``mask_channels=64``, ``mask_deconv=3``).
 - ``dual_resnetN``: :class:`DualModalityNet` (RGB + depth training network, RGB-branch
   ``forward``; ``width=64``, ``channels=256``, ``num_deconv=3``, ``beta=10.0``,
@@ -202,12 +203,21 @@ def _heatmap_factory(depth: int) -> Factory:
 
 def _mask_factory(depth: int) -> Factory:
     def make(*, width: int = 64, hidden: int = 0, error_scale: float = DEFAULT_ERROR_SCALE,
-             root_refine: bool = False, mask_channels: int = 64, mask_deconv: int = 3
-             ) -> nn.Module:
+             root_refine: bool = False, mask_channels: int = 64, mask_deconv: int = 3,
+             head: str = "regression", channels: int = 256, num_deconv: int = 3,
+             beta: float = 1.0) -> nn.Module:
         enc = ResNetEncoder(depth, width=width)
-        head = RegressionHead25D(enc.feature_dim, hidden=hidden, error_scale=error_scale)
+        pose_head: nn.Module
+        if head == "heatmap":
+            pose_head = HeatmapHead25D(enc.feature_dim, channels=channels,
+                                       num_deconv=num_deconv, beta=beta)
+        elif head == "regression":
+            pose_head = RegressionHead25D(enc.feature_dim, hidden=hidden,
+                                          error_scale=error_scale)
+        else:
+            raise ValueError(f"head must be 'regression' or 'heatmap'; got {head!r}")
         mask = MaskHead(enc.feature_dim, channels=mask_channels, num_deconv=mask_deconv)
-        return PoseMaskNet(enc, head, mask, RootRefiner() if root_refine else None)
+        return PoseMaskNet(enc, pose_head, mask, RootRefiner() if root_refine else None)
     return make
 
 

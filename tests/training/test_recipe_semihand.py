@@ -194,3 +194,20 @@ def test_unlabelled_crops_can_be_upright(tmp_path: Path) -> None:
                          for i in range(n)]).double()
         straight = (d[:, 0].abs() < 1e-3 * d.norm(dim=1) + 1e-4) & (d[:, 1] < 0)
         assert bool(straight.all()) == upright
+
+
+def test_semihand_with_the_heatmap_head_starts_from_a_heatmap_posenet(tmp_path: Path) -> None:
+    fh = write_masked_freihand(tmp_path / "fh", n=8)
+    imgs = write_image_folder(tmp_path / "imgs", n=8)
+    ft = tmp_path / "ft"
+    assert main(["finetune", "--preset", "tiny", f"data.root={fh}", "head=heatmap",
+                 "heatmap.channels=8", f"out={ft}", "train.steps=2"]) == 0
+    run = tmp_path / "semi"
+    assert main(["semihand", "--preset", "tiny", f"labelled.root={fh}",
+                 f"unlabelled.root={imgs}", "head=heatmap", "heatmap.channels=8",
+                 f"init={ft}", f"out={run}", "train.steps=2", "pseudo.source=model"]) == 0
+    model, meta = load_checkpoint(run / "model.pt")
+    # init_kind "posenet": encoder AND heatmap head came from the fine-tuned network
+    assert meta.arch["kwargs"]["head"] == "heatmap" and meta.training["init_kind"] == "posenet"
+    out = model(torch.zeros(1, 3, 64, 64))
+    assert out["uv"].shape == (1, 21, 2) and "mask" in out

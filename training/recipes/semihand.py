@@ -91,10 +91,13 @@ def load_init(model: nn.Module, path: str) -> str:
     except CheckpointError:
         loaded, meta = None, None
     name = "" if meta is None else str(meta.arch["name"])
-    if loaded is None or not name.startswith("posenet_resnet") or name.endswith("_heatmap"):
+    own = model.state_dict()
+    sd = {} if loaded is None else loaded.state_dict()
+    same_head = {k for k in own if k.startswith("head.")} <= set(sd)
+    if loaded is None or not name.startswith("posenet_resnet") or not same_head:
+        # encoder weights only (pre-training, or a PoseNet with another kind of head)
         load_encoder_weights(model.encoder, path, "init")  # type: ignore[arg-type]
         return "encoder"
-    own, sd = model.state_dict(), loaded.state_dict()
     for k, v in sd.items():
         if k in own and own[k].shape != v.shape:
             raise ConfigError(f"init: {p} does not fit model.depth/model.width/mask: {k} is "
@@ -125,8 +128,11 @@ class SemiHandRecipe(Recipe):
     # --- model and data ----------------------------------------------------------------------
     def build_model(self) -> nn.Module:
         c = self.cfg
+        h = c.heatmap
         model = build_model(f"posenet_resnet{c.model.depth}_mask", width=c.model.width,
-                            mask_channels=c.mask.channels, mask_deconv=c.mask.deconv)
+                            mask_channels=c.mask.channels, mask_deconv=c.mask.deconv,
+                            head=c.head, channels=h.channels, num_deconv=h.num_deconv,
+                            beta=h.beta)
         if c.init:
             self.init_kind = load_init(model, c.init)
         return model
@@ -272,7 +278,7 @@ class SemiHandRecipe(Recipe):
                     per = (lo["mask"] - gt).abs().mean(dim=(1, 2))
                     terms["sup_mask"] = (per * hm).sum() / hm.sum().clamp(min=1.0)
                     total = total + lw.mask * terms["sup_mask"]
-                if lw.confidence > 0:
+                if lw.confidence > 0 and "uv_error" in lo:  # the regression head's confidence
                     terms["confidence"] = confidence_l1(lo["uv_error"], lo["uv"], lab["uv"], s)
                     total = total + lw.confidence * terms["confidence"]
             uo = {k: v[nl:] for k, v in out.items()}

@@ -8,6 +8,7 @@ from typing import Literal
 from ..config import ConfigError, input_path
 from ..train_config import TrainConfig
 from .data import LabelledData, UnlabelledData
+from .finetune import HeatmapSpec
 from .models import EncoderSpec
 from .semihand_data import StrongAugSpec, WeakAugSpec
 from .semihand_labels import PseudoSpec
@@ -83,6 +84,7 @@ class Config:
         unlabelled: real images (``format``: folder, freihand or session); ``load_size`` is
             not used (crops are cut at ``input_size``).
         val: an optional labelled validation set (never ``real_eval_hgc`` for training).
+        head: the pose head, "regression" or "heatmap" (as ``finetune``); heatmap: its settings.
     """
 
     out: str = ""
@@ -92,6 +94,8 @@ class Config:
     unlabelled: UnlabelledData = field(default_factory=UnlabelledData)
     val: LabelledData = field(default_factory=LabelledData)
     model: EncoderSpec = field(default_factory=EncoderSpec)
+    head: Literal["regression", "heatmap"] = "regression"
+    heatmap: HeatmapSpec = field(default_factory=HeatmapSpec)
     mask: MaskSpec = field(default_factory=MaskSpec)
     loss: LossSpec = field(default_factory=LossSpec)
     pseudo: PseudoSpec = field(default_factory=PseudoSpec)
