@@ -19,11 +19,14 @@ Data (all depth made by :mod:`handpose.training.recipes.depth_synth` unless real
 
 Rows: the initial network (``fit-depth stage=synthetic`` on A) on A-test ("synth (test on
 synth)"), on B-test ("synthetic-only init") and on the real frames; then from that init, with
-the same number of updates on B-train: single-view fitting (every view fitted on its own: no
-multi-view term, no cross-view data terms) and multi-view fitting (median consistency and
-cross-view terms over the calibrated rig), both evaluated on B-test; and single-view fitting
-on the real frames themselves (transductive, like Wan et al.'s "train on test"; labels only
-for the metric). EPE, PA-EPE and the EPE after ``correct_pose`` in mm; the share of
+the same number of updates: the control (supervised training on A continued, no fitting),
+single-view fitting on B-train (every view fitted on its own: no multi-view term, no
+cross-view data terms) and multi-view fitting (median consistency and cross-view terms over
+the calibrated rig), all evaluated on B-test. The fits keep the supervised loss on A in the
+mix (``sup_weight``; Wan et al.: "while still leveraging supervision from synthesized labeled
+data"), so their gap to the control is what the self-supervision adds. Last, single-view
+fitting on the real frames themselves (transductive, like Wan et al.'s "train on test"; labels
+only for the metric). EPE, PA-EPE and the EPE after ``correct_pose`` in mm; the share of
 infeasible predictions. The paper (NYU): 22.65 (synthetic + noise) -> 17.79 (single view)
 -> 12.62 mm (multi-view).
 
@@ -58,13 +61,15 @@ PAPER = ("Wan et al. (CVPR 2019) on NYU: 22.65 mm (synthetic + noise) -> 17.79 m
          "fitting) -> 12.62 mm (multi-view fitting)")
 
 REAL_UPDATES = 300
+SUP_WEIGHT = 1.0  # the fits keep the synthetic supervision of A in the mix (Wan et al. 3.4)
 MODEL = ["model.width=32", "model.num_points=21", "input_size=64"]
 DATA_A = ["synthetic.hand_scale=[0.85,1.15]", "synthetic.px_per_cell=1.5"]
 SHIFT = ["hand_scale=[0.75,0.95]", "length_sigma=0.06", "radius_scale=[1.1,1.3]",
          "px_per_cell=1.5", "views=3"]
 NOISE_B = ["sigma=0.002", "sigma_quadratic=0.012", "wobble=0.002", "dropout=0.03",
            "edge_dropout=0.6", "blob_dropout=0.05", "blob_scale=6"]
-FIT = ["train.lr=2e-4", "train.warmup_steps=0"]
+FIT = ["train.lr=2e-4", "train.warmup_steps=0", f"sup_weight={SUP_WEIGHT}"]
+CONTROL = ["stage=synthetic", "train.lr=2e-4", "train.warmup_steps=0"]
 SINGLE = ["energy.multiview=0", "energy.cross_view=false"]
 MULTI = ["energy.multiview=1.0", "energy.cross_view=true"]
 
@@ -181,11 +186,11 @@ def main() -> None:
     # 1. the frozen prior
     prior = args.prior or run_prior(150 if quick else 6000, work / "prior")
     print(f"prior: {prior}", flush=True)
-    init_cfg = [*common, *DATA_A, "stage=synthetic", "train.lr=1e-3", "val.source=none",
+    init_cfg = [*common, *DATA_A, "stage=synthetic", "train.lr=3e-3", "val.source=none",
                 "val_size=8"]
-    fit_cfg = [*common, "stage=fit", f"prior={prior}", *FIT, *b_train, "val.source=none",
-               "val_size=8"]
-    real_cfg = [*common, "stage=fit", f"prior={prior}", *FIT, "data.source=folder",
+    fit_cfg = [*common, *DATA_A, "stage=fit", f"prior={prior}", *FIT, *b_train,
+               "val.source=none", "val_size=8"]
+    real_cfg = [*common, *DATA_A, "stage=fit", f"prior={prior}", *FIT, "data.source=folder",
                 f"data.root={args.rgbd}", "data.centre=depth", *SINGLE, "val.source=none",
                 "val_size=8"]
     has_real = (args.rgbd / "frames.json").exists()
@@ -198,6 +203,7 @@ def main() -> None:
         init_tmp = work / "timing-init"
         t_sv = seconds_per_update([*fit_cfg, *SINGLE, f"init={init_tmp}"], work, "single")
         t_mv = seconds_per_update([*fit_cfg, *MULTI, f"init={init_tmp}"], work, "multi")
+        t_ctl = seconds_per_update([*init_cfg, *CONTROL, f"init={init_tmp}"], work, "control")
         t_real = seconds_per_update([*real_cfg, f"init={init_tmp}"], work, "real") \
             if has_real else 0.0
         spent = (time.perf_counter() - t_start) / 60
@@ -206,7 +212,7 @@ def main() -> None:
         s_real = min(REAL_UPDATES, int(0.12 * left / t_real)) if has_real else 0
         left -= s_real * t_real
         s_init = int(0.5 * left / t_init)
-        s_fit = int(0.5 * left / (t_sv + t_mv))
+        s_fit = int(0.5 * left / (t_sv + t_mv + t_ctl))
         print(f"s/update: init {t_init:.2f}, single {t_sv:.2f}, multi {t_mv:.2f}, real "
               f"{t_real:.2f}; updates: init {s_init}, fits {s_fit}, real {s_real}", flush=True)
 
@@ -214,6 +220,10 @@ def main() -> None:
     init = run_recipe([*init_cfg, f"train.steps={s_init}"], work / "init")
     print(f"init: {init['minutes']:.1f} min", flush=True)
     runs = {"init": Path(init["model"])}
+    res = run_recipe(merged(init_cfg, CONTROL, [f"init={runs['init']}", f"train.steps={s_fit}"]),
+                     work / "control")
+    runs["control"] = Path(res["model"])
+    print(f"control (synthetic only, continued): {res['minutes']:.1f} min", flush=True)
     for name, extra in (("single", SINGLE), ("multi", MULTI)):
         res = run_recipe([*fit_cfg, *extra, f"init={runs['init']}", f"train.steps={s_fit}"],
                          work / name)
@@ -233,6 +243,8 @@ def main() -> None:
          "metrics": evaluate(runs["init"], a)},
         {"name": "synthetic-only init", "test": "B-test (shifted)", "steps": s_init,
          "metrics": evaluate(runs["init"], b)},
+        {"name": "init, continued on A only (control)", "test": "B-test (shifted)",
+         "steps": s_fit, "metrics": evaluate(runs["control"], b)},
         {"name": "+ single-view fitting on B-train", "test": "B-test (shifted)",
          "steps": s_fit, "metrics": evaluate(runs["single"], b)},
         {"name": "+ multi-view fitting on B-train", "test": "B-test (shifted)",

@@ -83,7 +83,8 @@ class Config:
     Attributes:
         out: run folder ("" = runs/fit-depth-<time>).
         stage: "synthetic" (initialisation) or "fit" (self-supervised fine-tuning).
-        init: stage fit: the stage-a run folder or model.pt.
+        init: stage fit: the stage-a run folder or model.pt (stage synthetic: optional, to
+            continue training).
         prior: the frozen pose VAE (a ``prior`` run or its model.pt); "" = no L_vae.
         cube_side: crop cube side, metres. input_size: crop cells (network input side).
         synthetic, noise: the synthetic data of stage a (and of ``sup_weight``).
@@ -161,7 +162,7 @@ class FitDepthRecipe(Recipe):
         model = build_model("depth_fcn", num_points=m.num_points, width=m.width,
                             stacks=m.stacks, depth=m.depth, beta=m.beta,
                             input_size=c.input_size)
-        if c.stage == "fit":
+        if c.init:  # stage fit always; stage synthetic continues a run when given
             init, _ = load_checkpoint(resolve_model_file(c.init, "init"))
             try:
                 model.load_state_dict(init.state_dict())
