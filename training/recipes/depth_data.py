@@ -12,7 +12,10 @@ With ``views = V > 1`` the samples ``g V .. g V + V - 1`` are the V calibrated v
 (the folder must hold a multiple of V samples). Each sample's depth map is cut into the crop
 cube (:func:`~handpose.core.data.depth_crop.depth_to_cube`) around the hand centre: the mean of
 the labelled joints (``centre="labels"``; an oracle crop, as in the usual depth benchmarks) or,
-without labels, :func:`~handpose.core.data.depth_crop.hand_centre_from_depth`. The crops are
+without labels, :func:`~handpose.core.data.depth_crop.hand_centre_from_depth` (a mean-shift
+from the nearest readings: good for a hand held in front of its arm, as in ``real_rgbd``; a
+hand pointing at the camera is centred near its fingertips, up to 8 cm off on
+``handpose-data synth`` renders, so prefer ``labels`` for labelled synthetic sets). The crops are
 computed once when the dataset is built (the folders of this recipe are small: tens to a few
 thousand frames). Frames whose depth has no valid reading, or none inside the cube, are
 skipped with one warning naming how many and the first; a folder without a usable frame is an

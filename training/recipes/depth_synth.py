@@ -13,6 +13,10 @@ The virtual sensor is a window of ``px_per_cell x size`` pixels around the hand 
 length makes the cube's front face fill it (the principal point moves so that the hand's centre
 projects to the window's centre, so off-axis perspective is exact).
 
+Determinism: the hands, their placement and the radius factors depend on ``(seed, index)``
+only; the sensor noise of a batch is seeded by its first index and its size (the training
+loop's batches are themselves deterministic, so runs and resumes repeat exactly).
+
 The output is a *view batch* (the format the fitting energies read, :func:`view_batch_keys`):
 ``input`` (B, V, 1, S, S), ``depth`` / ``hand`` / ``valid`` (B, V, S, S), ``centre`` (B, V, 3),
 ``side`` (B, V), ``to_world`` (B, V, 4, 4) camera v -> canonical (camera 0) frame, ``joints``
