@@ -7,11 +7,19 @@ contribute nothing, and a batch with no valid label gives 0 (not NaN). Units:
 - z_rel: unitless (root-relative depth / reference bone length s);
 - 3D: the prediction is lifted with :func:`handpose.core.geometry.lifting.lift_to_3d`
   (the ground-truth s and the crop's K; optionally with the root-depth refiner) and compared
-  to the ground-truth joints in units of s (metres / s), i.e. absolute camera-frame
-  positions, so the root depth solve is supervised too.
+  to the ground-truth joints in units of s (metres / s): root-relative by default
+  (``xyz_frame="root"``, the hand's 3D shape), or absolute camera-frame positions
+  (``"camera"``), which also supervise the root-depth solve.
 
-Weights 1 / 5 / 1 (2D / z_rel / 3D) are METHODS' known good start; the confidence term
-trains the regression head's ``uv_error`` output to predict the (detached) 2D error.
+Weights: METHODS' known good start is 1 / 5 / 1 (2D / z_rel / 3D) with the 2D error in
+pixels; our 2D term is in crop sides, so its weight is about the crop side: 100. Measured on
+one fixed batch of 32 synthetic 96 px crops, ResNet-18 from scratch, 60 Adam steps (lr 1e-3),
+2D error / z_rel error at the end: weights 1/5/1 -> 0.24 / 0.11 (the 2D stays at the mean
+pose); 100/5/1 with the absolute 3D term: 0.18 / 0.98; 100/5/1 root-relative: 0.078 / 0.59;
+100/5/0.1 root-relative: 0.025 / 0.18; 100/5/0: 0.020 / 0.14. The absolute 3D term's early
+errors (hundreds of bone lengths from an ill-conditioned root solve) swamp the other terms,
+hence root-relative 3D at weight 0.1 by default. The confidence term trains the regression
+head's ``uv_error`` output to predict the (detached) 2D error.
 """
 
 from __future__ import annotations
@@ -44,10 +52,15 @@ __all__ = [
 class PoseLossWeights:
     """Weights of the terms of :func:`pose_loss` (0 switches a term off)."""
 
-    uv: float = 1.0
+    uv: float = 100.0
     z_rel: float = 5.0
-    xyz: float = 1.0
+    xyz: float = 0.1
     confidence: float = 1.0  # *(choose)*
+    xyz_frame: str = "root"  # "root": root-relative 3D; "camera": absolute positions
+
+    def __post_init__(self) -> None:
+        if self.xyz_frame not in ("root", "camera"):
+            raise ValueError(f"xyz_frame must be 'root' or 'camera'; got {self.xyz_frame!r}")
 
 
 @dataclass(frozen=True)
@@ -195,13 +208,16 @@ def pose_loss(pred: Mapping[str, Tensor], target: PoseTarget, crop_size: float,
         if bool(rows.any()):
             k, s = target.K.to(uv)[rows], target.scale.to(uv)[rows]
             joints = lift_prediction(uv[rows], pred["z_rel"][rows], k, s, root_refiner)
-            terms["xyz"] = xyz_l1(joints, target.joints.to(uv)[rows], s, jm[rows])
+            gt = target.joints.to(uv)[rows]
+            if weights.xyz_frame == "root":
+                joints, gt = joints - joints[:, :1], gt - gt[:, :1]
+            terms["xyz"] = xyz_l1(joints, gt, s, jm[rows])
         else:
             terms["xyz"] = uv.sum() * 0.0
     if "uv_error" in pred and weights.confidence > 0:
         terms["confidence"] = confidence_l1(pred["uv_error"], uv, target.uv.to(uv), crop_size,
                                             jm)
-    w = {"uv": weights.uv, "z_rel": weights.z_rel, "xyz": weights.xyz,
+    w: dict[str, float] = {"uv": weights.uv, "z_rel": weights.z_rel, "xyz": weights.xyz,
          "confidence": weights.confidence}
     total = sum((w[k] * v for k, v in terms.items()), uv.new_zeros(()))
     return {"total": total, **terms}

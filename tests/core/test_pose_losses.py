@@ -127,3 +127,24 @@ def test_root_refiner_path_and_gradcheck(hand_model) -> None:
         return pose_loss({"uv": uv, "z_rel": z}, one, CROP)["total"]
 
     assert torch.autograd.gradcheck(f, (uv0, z0))
+
+
+def test_root_relative_3d_ignores_the_root_depth_and_the_camera_frame_does_not(hand_model
+                                                                               ) -> None:
+    tgt = _hands(hand_model)
+    pred = {"uv": tgt.uv.clone(), "z_rel": tgt.z_rel.clone()}
+    # 1.01 x the true scale lifts the same 2.5D pose to exactly 1.01 x the hand (1 % bigger
+    # and 1 % further): the root-relative term sees only the size change, the camera-frame
+    # one the ~4.5 mm shift of every joint too
+    tgt2 = PoseTarget(uv=tgt.uv, z_rel=tgt.z_rel, joints=tgt.joints, K=tgt.K,
+                      scale=tgt.scale * 1.01)
+    root = pose_loss(pred, tgt2, CROP, PoseLossWeights(xyz_frame="root"))["xyz"]
+    cam = pose_loss(pred, tgt2, CROP, PoseLossWeights(xyz_frame="camera"))["xyz"]
+    rel = tgt.joints - tgt.joints[:, :1]
+    expected_root = (0.01 * rel.abs() / tgt2.scale.view(-1, 1, 1)).mean()
+    assert math.isclose(float(root), float(expected_root), rel_tol=1e-6)
+    expected_cam = (0.01 * tgt.joints.abs() / tgt2.scale.view(-1, 1, 1)).mean()
+    assert math.isclose(float(cam), float(expected_cam), rel_tol=1e-6)
+    assert float(cam) > 3 * float(root)
+    with pytest.raises(ValueError, match="xyz_frame"):
+        PoseLossWeights(xyz_frame="world")
