@@ -166,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=str(HGC))
     ap.add_argument("--frames", type=int, default=400)
     ap.add_argument("--threads", type=int, default=2, help="network threads (ONNX Runtime)")
+    ap.add_argument("--precision", choices=("auto", "fp32", "int8"), default="auto",
+                    help="network precision (auto: the int8 model shipped next to the "
+                    "checkpoint if any)")
+    ap.add_argument("--calib", default=None, help="labelled FreiHAND-layout folder (e.g. a "
+                    "handpose-data synth folder) to quantize with when --precision int8 finds "
+                    "no int8 model; never the evaluation video")
     ap.add_argument("--soak", type=int, default=0)
     ap.add_argument("--skip-mediapipe", action="store_true")
     ap.add_argument("--append", action="store_true", help="append the results to RESULTS.md")
@@ -182,8 +188,19 @@ def main(argv: list[str] | None = None) -> int:
                              "--random-resnet18")
         label = str(ckpt)
     load0 = os.getloadavg()[0]
+    calibration = None
+    if args.calib:
+        from handpose.core.checkpoint import load_checkpoint
+        from handpose.core.data import FreiHANDDataset
+
+        size = load_checkpoint(ckpt).meta.input_size
+        calibration = FreiHANDDataset(args.calib, ("gs",), load_depth=False, load_mask=False,
+                                      crop_size=size)
+        calibration.crop_upright = True  # as the tracker cuts its crops
     est = HandPoseEstimator(ckpt, backend="onnx", max_hands=1, threads=args.threads,
-                            cache_dir=tmp / "cache")
+                            cache_dir=tmp / "cache", precision=args.precision,
+                            calibration=calibration)
+    label += f"; {est.backend.name}"
     for i in range(20):  # warm-up (graph initialisation, first detections)
         est.process(Frame(rgb=frames[i], K=K[i], timestamp=i / 30.0, index=i))
     est.reset()

@@ -123,6 +123,14 @@ class HandPoseEstimator:
         threads: CPU threads of the network (None: the runtime's default).
         fit_params: :class:`~handpose.core.inference.fitting.DepthFitParams`.
         cache_dir: cache folder of ONNX exports.
+        precision: "auto" (the int8 model shipped next to the checkpoint, e.g.
+            ``default.int8.onnx`` beside ``default.pt``, when it was made from this
+            checkpoint; else float32), "fp32" or "int8" (ONNX Runtime; quantized once with
+            ``calibration`` and cached when no int8 model exists, else a
+            :class:`CheckpointError` saying how to make one). See
+            :func:`~handpose.core.inference.backends.load_backend`.
+        calibration: hand crops for that one-time quantization (a Dataset of
+            ``{"rgb": (3, S, S) uint8}`` samples, or normalised (B, 3, S, S) float32 batches).
     """
 
     def __init__(self, checkpoint: str | PathLike[str] | None = None, device: str = "auto",
@@ -132,7 +140,8 @@ class HandPoseEstimator:
                  redetect_confidence: float = 0.5, use_depth: bool = True,
                  detector: Any = None, threads: int | None = None,
                  fit_params: DepthFitParams | None = None,
-                 cache_dir: str | PathLike[str] | None = None) -> None:
+                 cache_dir: str | PathLike[str] | None = None, precision: str = "auto",
+                 calibration: Any = None) -> None:
         if smoothing is not None and not isinstance(smoothing, OneEuroParams):
             raise ValueError(f"smoothing must be OneEuroParams or None; got {smoothing!r}")
         self.bone_lengths, self.scale, self.size_factor = _resolve_hand_scale(hand_scale)
@@ -153,7 +162,8 @@ class HandPoseEstimator:
                 raise CheckpointError(f"no checkpoint given and the default checkpoint {path} "
                                       f"does not exist: {MAKE_DEFAULT_CHECKPOINT}; or pass a "
                                       "checkpoint (checkpoint=PATH, --checkpoint PATH)")
-            self.backend: PoseBackend = load_backend(path, backend, device, threads, cache_dir)
+            self.backend: PoseBackend = load_backend(path, backend, device, threads, cache_dir,
+                                                     precision, calibration)
         else:
             if not callable(getattr(backend, "run", None)) or \
                     not isinstance(getattr(backend, "input_size", None), int):

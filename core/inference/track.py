@@ -5,7 +5,8 @@
     handpose-track SOURCE --out FILE.jsonl|.csv [--checkpoint PATH] [--max-hands N]
                    [--no-correct] [--smoothing off|MIN_CUTOFF,BETA[,D_CUTOFF]] [--fit-depth]
                    [--hand-length METRES] [--limit N] [--csv-layout joints|hands]
-                   [--backend auto|onnx|torch] [--device auto|cpu|cuda] [--no-progress]
+                   [--backend auto|onnx|torch] [--precision auto|fp32|int8]
+                   [--device auto|cpu|cuda] [--no-progress]
 
 SOURCE is a source spec (``demo``, ``camera:0``, a video path, ``folder:DIR``, ``rgbd:DIR``,
 ``session:DIR``, ``realsense``, ``kinect``); replays run as fast as they decode, without
@@ -86,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv-layout", choices=("joints", "hands"), default="joints",
                    help="CSV rows per hand-joint (default) or per hand")
     p.add_argument("--backend", choices=("auto", "onnx", "torch"), default="auto")
+    p.add_argument("--precision", choices=("auto", "fp32", "int8"), default="auto",
+                   help="network precision: auto = the int8 model shipped next to the "
+                   "checkpoint (NAME.int8.onnx) when it was made from it, else float32")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -220,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             est = HandPoseEstimator(args.checkpoint, device=args.device, backend=args.backend,
                                     max_hands=args.max_hands, correct=not args.no_correct,
                                     smoothing=args.smoothing, hand_scale=hand_scale,
-                                    fit_depth=args.fit_depth)
+                                    fit_depth=args.fit_depth, precision=args.precision)
         except (CheckpointError, ValueError, RuntimeError) as e:
             return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
         try:

@@ -17,7 +17,8 @@ import torch
 from training_data import write_freihand, write_image_folder
 
 from handpose.core.checkpoint import load_checkpoint
-from handpose.core.export import OnnxPoseNet
+from handpose.core.export import OnnxPoseNet, file_sha256
+from handpose.core.inference.backends import load_backend
 from handpose.core.models import normalize_images
 from handpose.training.cli import main
 from handpose.training.recipes.data import LabelledData, labelled_dataset
@@ -80,6 +81,19 @@ def test_pretrain_finetune_eval_export_chain(tmp_path: Path) -> None:
     got = session(x)
     for k in ("uv", "z_rel", "confidence"):
         torch.testing.assert_close(got[k], ref[k], rtol=0, atol=1e-4)
+    # int8: written next to the checkpoint, named for it, close to the float32 model
+    assert main(["export", f"checkpoint={ft / 'model.pt'}", f"out={tmp_path / 'ex8bad'}",
+                 "int8=true", "--preset", "tiny"]) == 2  # no calibration data: a usage error
+    assert not (ft / "model.int8.onnx").exists()
+    _run("export", f"checkpoint={ft / 'model.pt'}", f"out={tmp_path / 'ex8'}", "int8=true",
+         f"calib.root={fh}", "calib.limit=8")
+    result = json.loads((tmp_path / "ex8" / "result.json").read_text())
+    int8 = OnnxPoseNet(ft / "model.int8.onnx")
+    assert result["int8"] == str(ft / "model.int8.onnx") and int8.precision == "int8"
+    assert int8.source_sha256 == file_sha256(ft / "model.pt")
+    assert int8.metadata["quantization"]["calibration_crops"] == 8
+    assert 0 <= result["int8_vs_fp32"]["uv_mean_px"] < 64 / 4
+    assert load_backend(ft / "model.pt").precision == "int8"  # the estimator's auto choice
     assert time.perf_counter() - t0 < 60
 
 

@@ -5,20 +5,37 @@ metadata: input size, normalisation, architecture) with
 :func:`handpose.core.export.export_onnx`, then runs the torch model and ONNX Runtime on the
 same random normalised batch and reports the largest absolute difference per output; the
 export fails when it exceeds ``tolerance``.
+
+``int8=true calib.root=DIR`` also writes the statically quantized model
+(:func:`handpose.core.export.quantize_onnx`) as ``<checkpoint stem>.int8.onnx`` next to the
+checkpoint, where :class:`~handpose.core.inference.estimator.HandPoseEstimator` picks it up
+(``precision="auto"``). Its activation ranges are calibrated on ``calib.limit`` hand crops of a
+labelled set (FreiHAND layout, synthetic or a session), cut upright like the tracker cuts them;
+the int8 model's mean 2D distance to the float32 model's on those crops is reported.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from handpose.core.checkpoint import load_checkpoint
-from handpose.core.export import DEFAULT_OPSET, OnnxPoseNet, export_onnx
+from handpose.core.export import (
+    CALIBRATION_METHODS,
+    DEFAULT_OPSET,
+    OnnxPoseNet,
+    export_onnx,
+    file_sha256,
+    quantize_onnx,
+)
+from handpose.core.inference.backends import int8_path_for
 
 from ..config import ConfigError, input_path
+from .data import LabelledData, labelled_dataset, require_path
 from .models import resolve_model_file
 
 __all__ = ["check", "Config", "compare_onnx", "run"]
@@ -36,6 +53,11 @@ class Config:
         opset: ONNX opset.
         check_batch: batch size of the torch/ONNX Runtime comparison (0 = no comparison).
         tolerance: the largest accepted |torch - onnxruntime| of any output.
+        int8: also write the int8 model (needs ``calib.root``).
+        int8_output: its path ("" = ``<checkpoint dir>/<stem>.int8.onnx``, where the
+            estimator finds it).
+        calib: the labelled hand crops to calibrate on (``calib.limit`` of them; upright).
+        calib_method: "minmax", "entropy" or "percentile" (ONNX Runtime calibrators).
     """
 
     checkpoint: str = input_path("", doc="the model to export")
@@ -45,10 +67,17 @@ class Config:
     opset: int = DEFAULT_OPSET
     check_batch: int = 2
     tolerance: float = 1e-4
+    int8: bool = False
+    int8_output: str = ""
+    calib: LabelledData = field(default_factory=lambda: LabelledData(limit=256, upright=True))
+    calib_method: str = "minmax"
 
     def __post_init__(self) -> None:
         if self.check_batch < 0 or not self.tolerance > 0:
             raise ValueError("check_batch must be >= 0 and tolerance > 0")
+        if self.calib_method not in CALIBRATION_METHODS:
+            raise ValueError(f"calib_method must be one of {CALIBRATION_METHODS}; "
+                             f"got {self.calib_method!r}")
 
 
 @torch.no_grad()
@@ -73,6 +102,15 @@ def check(cfg: Config) -> None:
     if not cfg.checkpoint:
         raise ConfigError("checkpoint is not set: give checkpoint=RUN_DIR/model.pt")
     resolve_model_file(cfg.checkpoint, "checkpoint")
+    if cfg.int8:
+        require_path(cfg.calib.root, "calib.root")
+
+
+def int8_agreement(fp32: Path, int8: Path, crops: list[np.ndarray]) -> dict[str, float]:
+    """Mean and largest |uv_int8 - uv_fp32| (crop pixels) over normalised crop batches."""
+    a, b = OnnxPoseNet(fp32), OnnxPoseNet(int8)
+    d = np.concatenate([np.linalg.norm(a(x)["uv"] - b(x)["uv"], axis=-1).ravel() for x in crops])
+    return {"uv_mean_px": float(d.mean()), "uv_max_px": float(d.max())}
 
 
 def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
@@ -82,7 +120,9 @@ def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
     path = resolve_model_file(cfg.checkpoint, "checkpoint")
     model, meta = load_checkpoint(path)
     dest = Path(cfg.output) if cfg.output else run_dir / "model.onnx"
-    export_onnx(model, dest, meta.input_size, cfg.opset, meta.normalization, meta.arch)
+    sha = file_sha256(path)
+    export_onnx(model, dest, meta.input_size, cfg.opset, meta.normalization, meta.arch,
+                source_sha256=sha)
     out: dict[str, Any] = {"onnx": str(dest)}
     if cfg.check_batch:
         diff = compare_onnx(model, dest, cfg.check_batch)
@@ -91,4 +131,25 @@ def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
         if not worst <= cfg.tolerance:
             raise ValueError(f"ONNX Runtime differs from torch by {worst:.3g} > tolerance "
                              f"{cfg.tolerance} ({diff}); the export is not faithful")
+    if cfg.int8:
+        out.update(_write_int8(cfg, path, dest, meta.input_size))
     return out
+
+
+def _write_int8(cfg: Config, checkpoint: Path, fp32: Path, size: int) -> dict[str, Any]:
+    """Quantize ``fp32`` on crops of ``cfg.calib``; the file and its agreement with fp32."""
+    data = labelled_dataset(cfg.calib, crop_size=size, key="calib.root")
+    target = Path(cfg.int8_output) if cfg.int8_output else int8_path_for(checkpoint)
+    quantize_onnx(fp32, target, data, checkpoint=checkpoint, method=cfg.calib_method,
+                  limit=cfg.calib.limit or len(data))  # type: ignore[arg-type]
+    session = OnnxPoseNet(fp32)
+    mean = np.asarray(session.normalization["mean"], np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(session.normalization["std"], np.float32).reshape(1, 3, 1, 1)
+    n = min(len(data), 64)  # type: ignore[arg-type]
+    rgb = np.stack([np.asarray(data[i]["rgb"]) for i in range(n)]).astype(np.float32) / 255
+    crops = [((rgb[i:i + 16] - mean) / std).astype(np.float32) for i in range(0, n, 16)]
+    agreement = int8_agreement(fp32, target, crops)
+    print(f"int8 model {target}: uv vs float32 on {n} calibration crops: mean "
+          f"{agreement['uv_mean_px']:.2f} px, max {agreement['uv_max_px']:.2f} px "
+          f"(crop {size} px)")
+    return {"int8": str(target), "int8_vs_fp32": agreement}
