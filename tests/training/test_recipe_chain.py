@@ -11,6 +11,8 @@ import torch
 from training_data import write_freihand, write_image_folder, write_masked_freihand
 
 from handpose.core.checkpoint import load_checkpoint
+from handpose.core.export import OnnxPoseNet, file_sha256
+from handpose.core.inference.backends import load_backend
 from handpose.training.cli import main
 
 
@@ -50,6 +52,13 @@ def test_default_chain_end_to_end(tmp_path: Path) -> None:
     assert {"real_eval/pa_epe_mm", "synthetic_test/pck_2d@0.2"} <= set(meta.metrics)
     card = (tmp_path / "default.md").read_text()
     assert "MediaPipe Hands" in card and "| semihand |" in card
+    # the int8 model sits next to the checkpoint, names it, and is what the tracker runs
+    int8 = OnnxPoseNet(tmp_path / "default.int8.onnx")
+    assert int8.precision == "int8" and int8.source_sha256 == file_sha256(tmp_path / "default.pt")
+    assert load_backend(tmp_path / "default.pt").precision == "int8"
+    assert "handpose int8" in card and "default.int8.onnx" in card
+    q = json.loads((out / "card.json").read_text())["int8"]
+    assert 0 <= q["real_eval/pck_2d@0.2"] <= 1 and q["real_eval/frames"] == 6
     mp = json.loads((out / "card.json").read_text())["mediapipe"]
     assert mp["real_eval/frames"] == 6 and 0 <= mp["real_eval/detected"] <= 1
     assert 0 <= mp["real_eval/pck_2d@0.2"] <= mp["real_eval/detected"] + 1e-9

@@ -16,6 +16,9 @@ Every stage writes its own run folder under the chain's folder and resumes where
 model is then evaluated on the held-out synthetic set and on ``real_eval`` (labelled real
 frames used ONLY for the model card, never for training), next to MediaPipe Hands on the same
 real frames, and written as a float16 checkpoint with a model card (:mod:`.model_card`).
+With ``int8=true`` (default) the checkpoint's int8 ONNX model is written next to it
+(``default.int8.onnx``, calibrated on ``int8_calibration`` upright synthetic crops), which the
+tracker runs on the CPU, and evaluated by the same protocol for the card.
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from handpose.core.checkpoint import load_checkpoint, save_checkpoint
+from handpose.core.export import export_checkpoint, quantize_onnx
+from handpose.core.inference.backends import int8_path_for
 
 from ..config import ConfigError, input_path, to_dict
 from ..config_files import resolve_config, save_config
 from . import get_recipe
-from .data import require_path
-from .model_card import evaluate_card, write_model_card
+from .data import LabelledData, labelled_dataset, require_path
+from .model_card import evaluate_card, evaluate_onnx, write_model_card
 
 __all__ = ["Config", "STAGES", "check", "run", "stage_overrides"]
 
@@ -60,6 +65,8 @@ class Config:
             card is written next to it with the suffix ``.md``.
         dtype: weights of the final checkpoint ("float16" to ship).
         card_limit: at most this many frames of each evaluation set (0 = all).
+        int8: also write and evaluate ``<model_out stem>.int8.onnx``.
+        int8_calibration: synthetic crops to calibrate the int8 model on.
     """
 
     name: Literal["default"] = "default"
@@ -79,6 +86,8 @@ class Config:
     model_out: str = ""
     dtype: Literal["float16", "float32"] = "float16"
     card_limit: int = 0
+    int8: bool = True
+    int8_calibration: int = 256
 
     def __post_init__(self) -> None:
         bad = [s for s in self.stages if s not in STAGES]
@@ -88,6 +97,8 @@ class Config:
             raise ValueError(f"stages must keep the order {STAGES}; got {self.stages}")
         if self.input_size < 32 or self.depth not in (18, 34, 50, 101, 152):
             raise ValueError("input_size >= 32 and a ResNet depth in 18/34/50/101/152 needed")
+        if self.int8_calibration < 1:
+            raise ValueError(f"int8_calibration must be >= 1; got {self.int8_calibration}")
 
 
 def stage_overrides(cfg: Config, stage: str, run_dir: Path, prev_model: str) -> list[str]:
@@ -184,6 +195,17 @@ def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
     path = save_checkpoint(out, model, input_size=meta.input_size,
                            normalization=dict(meta.normalization), training=training,
                            metrics=card["handpose"], dtype=cfg.dtype)
+    if cfg.int8:  # made from the final file: the runtime checks the int8 file names it
+        fp32 = export_checkpoint(path, run_dir / "export" / f"{path.stem}.onnx")
+        calib = labelled_dataset(LabelledData(root=cfg.synthetic, upright=True,
+                                              limit=cfg.int8_calibration),
+                                 meta.input_size, key="synthetic")
+        int8 = quantize_onnx(fp32, int8_path_for(path), calib, checkpoint=path,
+                             limit=cfg.int8_calibration)
+        card["int8"] = evaluate_onnx(int8, meta, synthetic_test=cfg.synthetic_test,
+                                     real_eval=cfg.real_eval, limit=cfg.card_limit)
+        card["int8_file"] = int8.name
+        card["int8_calibration"] = min(cfg.int8_calibration, len(calib))  # type: ignore[arg-type]
     card_path = write_model_card(path.with_suffix(".md"), path, training, card)
     (run_dir / "card.json").write_text(json.dumps(card, indent=1) + "\n")
     return {"model": str(path), "model_card": str(card_path), "metrics": card,

@@ -21,13 +21,32 @@ from torch import nn
 from handpose.core.checkpoint import CheckpointMeta
 from handpose.core.data.freihand import FreiHANDDataset
 from handpose.core.data.teacher import MediaPipeTeacher
+from handpose.core.export import OnnxPoseNet
 from handpose.core.geometry.lifting import lift_to_3d
 from handpose.core.metrics import pck_2d, summarize
 
 from .data import LabelledData, labelled_dataset
 from .eval import evaluate_model
 
-__all__ = ["evaluate_card", "mediapipe_metrics", "write_model_card"]
+__all__ = ["evaluate_card", "evaluate_onnx", "mediapipe_metrics", "write_model_card"]
+
+
+class _OnnxModule(nn.Module):
+    """An exported PoseNet (``.onnx``, e.g. int8) behind the PoseNet call of :func:`predict`."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.session = OnnxPoseNet(path)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.session(x.detach().float().cpu())  # type: ignore[no-any-return]
+
+
+def evaluate_onnx(onnx_path: Path, meta: CheckpointMeta, *, synthetic_test: str = "",
+                  real_eval: str = "", limit: int = 0) -> dict[str, float]:
+    """The card's handpose metrics of an exported model (ONNX Runtime, e.g. the int8 file)."""
+    return evaluate_card(_OnnxModule(onnx_path), meta, synthetic_test=synthetic_test,
+                         real_eval=real_eval, limit=limit, mediapipe=False)["handpose"]
 
 
 def _flat(prefix: str, metrics: dict[str, Any]) -> dict[str, float]:
@@ -75,8 +94,9 @@ def mediapipe_metrics(root: str, limit: int = 0) -> dict[str, float]:
 
 
 def evaluate_card(model: nn.Module, meta: CheckpointMeta, *, synthetic_test: str = "",
-                  real_eval: str = "", limit: int = 0) -> dict[str, Any]:
-    """Metrics of ``model`` on the sets given, and MediaPipe's on ``real_eval``.
+                  real_eval: str = "", limit: int = 0, mediapipe: bool = True
+                  ) -> dict[str, Any]:
+    """Metrics of ``model`` on the sets given, and MediaPipe's on ``real_eval`` (``mediapipe``).
 
     Returns:
         ``{"handpose": {"<set>/<metric>": value}, "mediapipe": {...}}`` with sets
@@ -92,7 +112,7 @@ def evaluate_card(model: nn.Module, meta: CheckpointMeta, *, synthetic_test: str
         metrics, pred = evaluate_model(model, ds, normalization=dict(meta.normalization))
         card["handpose"].update(_flat(name, {**metrics, "frames": len(pred.index)}))
         card["handpose"][f"{name}/s_total"] = round(time.perf_counter() - t0, 2)
-    if real_eval:
+    if real_eval and mediapipe:
         card["mediapipe"].update(_flat("real_eval", mediapipe_metrics(real_eval, limit)))
     return card
 
@@ -105,20 +125,25 @@ _ROWS = [("pck_2d@0.2", "2D PCK@0.2 of the hand box", "{:.3f}"),
 
 
 def _table(card: dict[str, Any], subset: str) -> list[str]:
-    ours, mp = card["handpose"], card["mediapipe"]
+    ours, mp, q = card["handpose"], card["mediapipe"], card.get("int8", {})
     has_mp = any(k.startswith(subset + "/") for k in mp)
-    head = "| metric | handpose |" + (" MediaPipe Hands |" if has_mp else "")
-    lines = [head, "|---|---|" + ("---|" if has_mp else "")]
+    has_q = any(k.startswith(subset + "/") for k in q)
+    head = "| metric | handpose |" + (" handpose int8 |" if has_q else "") + \
+        (" MediaPipe Hands |" if has_mp else "")
+    lines = [head, "|---|---|" + ("---|" if has_q else "") + ("---|" if has_mp else "")]
     for key, label, fmt in _ROWS:
         k = f"{subset}/{key}"
         if k not in ours:
             continue
         row = f"| {label} | {fmt.format(ours[k])} |"
+        if has_q:
+            row += f" {fmt.format(q[k])} |" if k in q else " - |"
         if has_mp:
             row += f" {fmt.format(mp[k])} |" if k in mp else " - |"
         lines.append(row)
     if has_mp:
-        lines.append(f"| frames with a hand found | all | {mp[subset + '/detected']:.3f} |")
+        lines.append("| frames with a hand found | all |" + (" all |" if has_q else "") +
+                     f" {mp[subset + '/detected']:.3f} |")
     return lines
 
 
@@ -159,5 +184,9 @@ def write_model_card(path: Path, checkpoint: Path, training: dict[str, Any],
         "of its 3D errors.",
         "",
     ]
+    if card.get("int8_file"):
+        lines += [f"int8: `{card['int8_file']}` (ONNX Runtime static quantization, calibrated "
+                  f"on {card['int8_calibration']} upright synthetic crops; the tracker runs it "
+                  "by default on the CPU). Same protocol through ONNX Runtime.", ""]
     path.write_text("\n".join(lines))
     return path
