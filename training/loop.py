@@ -207,6 +207,7 @@ def train(
     result = TrainResult(run_dir, start, plan)
     sums: dict[str, torch.Tensor] = {}
     n_sum, t0, step = 0, time.perf_counter(), start
+    data_s = 0.0  # time waiting for batches (loading, decoding, collating) since the last log
     batches: Iterator[Any] | None = None
     try:
         while step < plan.total_steps:
@@ -215,7 +216,9 @@ def train(
             model.train()
             step_losses: dict[str, torch.Tensor] = {}
             for a in range(plan.accum):
+                t_data = time.perf_counter()
                 batch = to_device(next(batches), device, channels_last)
+                data_s += time.perf_counter() - t_data
                 sync = (
                     model.no_sync()  # type: ignore[operator]
                     if info.distributed and a < plan.accum - 1
@@ -255,12 +258,13 @@ def train(
                         **{f"train/{k}": v for k, v in means.items()},
                         "opt/lr": lrs[0],
                         "opt/samples_per_s": n_sum * plan.global_batch / max(dt, 1e-9),
+                        "opt/data_wait_share": data_s / max(dt, 1e-9),
                     },
                     step,
                 )
                 log.progress(step, means)
                 result.losses = means
-                sums, n_sum, t0 = {}, 0, time.perf_counter()
+                sums, n_sum, t0, data_s = {}, 0, time.perf_counter(), 0.0
             else:
                 log.progress(step)
             if info.is_main and cfg.image_every and step % cfg.image_every == 0:

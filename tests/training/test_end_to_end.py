@@ -115,6 +115,8 @@ def test_pretrain_on_the_real_hands_folder(real_hands_dir: Path, tmp_path: Path)
     _run("pretrain", f"data.root={real_hands_dir}", "data.limit=16", f"out={tmp_path}")
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert all(np.isfinite(x["train/loss"]) for x in lines if "train/loss" in x)
+    # the views' augmentation time is logged (benchmarks/training.py reads it)
+    assert all(x["train/aug_ms"] > 0 for x in lines if "train/loss" in x)
 
 
 def test_pretrain_mixes_an_extra_source(tmp_path: Path) -> None:

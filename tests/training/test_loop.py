@@ -133,6 +133,8 @@ def test_logs_losses_lr_images_and_evaluates(tmp_path: Path) -> None:
     for s, v in expect.items():
         assert got[s] == pytest.approx(v, rel=1e-9)
     assert train_lines[-1]["train/loss"] < train_lines[0]["train/loss"]
+    # the share of each logging window spent waiting for batches (a fraction of the wall time)
+    assert all(0 <= x["opt/data_wait_share"] < 1 for x in train_lines)
     # evaluation at update 4 and at the end; metrics logged under eval/
     assert recipe.evals == 2 and [x["step"] for x in lines if "eval/mse" in x] == [4, 8]
     assert res.metrics["mse"] > 0 and res.steps == 8

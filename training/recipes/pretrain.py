@@ -12,6 +12,7 @@ batch. The result is a core checkpoint ``model.pt`` (``simclr_resnetN``) whose e
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -153,6 +154,7 @@ class PretrainRecipe(Recipe):
 
     def embed_views(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Two views per image -> the (N, D) L2-normalised, (for PeCLR) inverted projections."""
+        t_aug = time.perf_counter()
         with self.full_precision():
             rgb = batch["rgb"].float() / 255.0
             centres, sides = hand_centres_and_sides(
@@ -162,6 +164,9 @@ class PretrainRecipe(Recipe):
             v2, p2, _ = self.views(rgb, centres, sides)
             self._last_views = torch.cat([v1[:4], v2[:4]]).detach()
             x = normalize_images(torch.cat([v1, v2]))
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        self._aug_ms = (time.perf_counter() - t_aug) * 1000.0
         z = self.model(x)
         with self.full_precision():
             n = rgb.shape[0]
@@ -179,7 +184,9 @@ class PretrainRecipe(Recipe):
             loss = nt_xent(a, b, self.cfg.temperature)
             with torch.no_grad():  # how often the other view is the nearest of all candidates
                 hit = (a @ b.T).argmax(dim=1) == torch.arange(a.shape[0], device=a.device)
-        return {"loss": loss, "positive_top1": hit.float().mean()}
+        # aug_ms: wall time of the two views' augmentation (kornia, on the training device)
+        return {"loss": loss, "positive_top1": hit.float().mean(),
+                "aug_ms": torch.tensor(self._aug_ms)}
 
     def images(self, batch: Any, step: int) -> dict[str, torch.Tensor | np.ndarray]:
         return {} if self._last_views is None else {"views": self._last_views.clamp(0, 1)}
