@@ -64,8 +64,10 @@ STAGES: tuple[str, ...] = ("detect", "crop", "network", "track", "lift", "correc
 DEFAULT_SMOOTHING = OneEuroParams(min_cutoff=1.5, beta=10.0, d_cutoff=1.0)
 #: How the default checkpoint is made (named in the error when it is missing).
 MAKE_DEFAULT_CHECKPOINT = (
-    "train it with the project's cpu preset (handpose-train pretrain --preset cpu, then "
-    "handpose-train finetune --preset cpu) and copy the resulting model.pt there"
+    "it ships with handpose (assets/models); to make it again, render synthetic hands "
+    "(handpose-data synth --n 60000 --size 224 --hands both --out SYNTH) and run "
+    "handpose-train recipe default synthetic=SYNTH real=REAL_HAND_PHOTOS "
+    "model_out=assets/models/default.pt (see assets/models/default.md for the exact run)"
 )
 _NOMINAL_DT = 1.0 / 30.0
 _REF = REFERENCE_BONE[1] - 1

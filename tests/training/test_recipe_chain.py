@@ -52,6 +52,7 @@ def test_default_chain_end_to_end(tmp_path: Path) -> None:
     assert {"real_eval/pa_epe_mm", "synthetic_test/pck_2d@0.2"} <= set(meta.metrics)
     card = (tmp_path / "default.md").read_text()
     assert "MediaPipe Hands" in card and "| semihand |" in card
+    assert """'semihand=["pseudo.source=model"]'""" in card  # the command that made it
     # the int8 model sits next to the checkpoint, names it, and is what the tracker runs
     int8 = OnnxPoseNet(tmp_path / "default.int8.onnx")
     assert int8.precision == "int8" and int8.source_sha256 == file_sha256(tmp_path / "default.pt")

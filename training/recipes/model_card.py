@@ -10,6 +10,7 @@ errors; the card states how many there were. :func:`write_model_card` writes the
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,15 @@ def write_model_card(path: Path, checkpoint: Path, training: dict[str, Any],
     for s in training["stages"]:
         lines.append(f"| {s['stage']} | {s['steps']} | {s['wall_s'] / 60:.1f} min |")
     lines += [f"| total | | {training['wall_s'] / 60:.1f} min |", ""]
+    overrides = [f"  '{stage}={json.dumps(list(cfg[stage]))}'" for stage in ("pretrain",
+                 "finetune", "semihand") if cfg.get(stage)]
+    lines += ["Command (the stages' own settings: the stage preset plus these overrides):", "",
+              "```", f"handpose-train recipe {cfg['name']} --preset {cfg['stage_preset']} "
+              f"synthetic={cfg['synthetic']} synthetic_test={cfg['synthetic_test']} "
+              f"real={cfg['real']} real_eval={cfg['real_eval']} input_size={cfg['input_size']} "
+              f"depth={cfg['depth']}" + (" \\" if overrides else ""),
+              *[o + (" \\" if i < len(overrides) - 1 else "") for i, o in enumerate(overrides)],
+              "```", ""]
     for subset, title in (("real_eval", "Real frames (real_eval)"),
                           ("synthetic_test", "Synthetic test split")):
         if any(k.startswith(subset + "/") for k in card["handpose"]):
