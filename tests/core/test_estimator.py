@@ -180,10 +180,20 @@ def test_bad_options():
         est.with_options(colour="red")
 
 
-def test_missing_default_checkpoint_names_path_and_command():
-    if default_checkpoint_path().is_file():
-        pytest.skip("the default checkpoint exists on this machine")
+def test_missing_default_checkpoint_names_path_and_command(monkeypatch, tmp_path):
+    import handpose.core.inference.estimator as estimator_module
+
+    missing = tmp_path / "assets" / "models" / "default.pt"  # e.g. a checkout without it
+    monkeypatch.setattr(estimator_module, "default_checkpoint_path", lambda: missing)
     with pytest.raises(CheckpointError) as e:
         HandPoseEstimator(detector=ScriptedDetector(Scene()))
     msg = str(e.value)
-    assert str(default_checkpoint_path()) in msg and "handpose-train" in msg
+    assert str(missing) in msg and "handpose-train recipe default" in msg
+
+
+def test_the_shipped_default_checkpoint_loads_with_its_int8_model():
+    path = default_checkpoint_path()
+    est = HandPoseEstimator(detector=ScriptedDetector(Scene()), backend="onnx")
+    assert est.backend.precision == "int8" and est.backend.path == path.with_name(
+        "default.int8.onnx")
+    assert path.stat().st_size < 25 * 2**20  # fp16 weights, under 25 MB
