@@ -167,6 +167,9 @@ def write_model_card(path: Path, checkpoint: Path, training: dict[str, Any],
         f"`{cfg['real_eval'] or '-'}`.",
         "",
         "## Recipe",
+        "Wall time of each stage's last process (a resumed stage counts from its resume), the "
+        "total with the evaluation for this card.",
+        "",
         "| stage | updates | wall time |",
         "|---|---|---|",
     ]
