@@ -118,7 +118,10 @@ class HandPoseEstimator:
         detect_every: while fewer than ``max_hands`` hands are tracked, run the detector every
             this many frames.
         min_confidence, redetect_confidence: see
-            :class:`~handpose.core.inference.tracker.HandTracker`.
+            :class:`~handpose.core.inference.tracker.HandTracker`. The default re-detects only
+            when a track is lost (0.3 = min_confidence): with the shipped model, whose median
+            confidence on a real hand is ~0.4, 0.5 re-ran the palm detector on 350 of 400
+            frames (64 vs 109 frames/s in benchmarks/pipeline.py, hand found 0.81 vs 0.78).
         use_depth: lift with the depth map when a frame has one.
         detector: an object with ``detect(rgb) -> [HandDetection]`` (default: MediaPipe's
             palm detector, :class:`~handpose.core.inference.detector.PalmDetector`).
@@ -139,7 +142,7 @@ class HandPoseEstimator:
                  backend: str | PoseBackend = "auto", max_hands: int = 2, correct: bool = True,
                  smoothing: OneEuroParams | None = DEFAULT_SMOOTHING, hand_scale: Any = None,
                  fit_depth: bool = False, detect_every: int = 10, min_confidence: float = 0.3,
-                 redetect_confidence: float = 0.5, use_depth: bool = True,
+                 redetect_confidence: float = 0.3, use_depth: bool = True,
                  detector: Any = None, threads: int | None = None,
                  fit_params: DepthFitParams | None = None,
                  cache_dir: str | PathLike[str] | None = None, precision: str = "auto",
