@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,19 @@ REPO = Path(__file__).resolve().parents[1]
 #: Real data of the development machines (../shared/data). CI on a clean clone may not have it:
 #: tests that need it skip with a reason naming the folder.
 SHARED_DATA = Path(os.environ.get("HANDPOSE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """torch on one intra-op thread for the test (restored after): tiny networks run faster on
+    one thread of a shared machine, and float reductions match those of a one-thread
+    subprocess. Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture

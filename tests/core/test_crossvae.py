@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +24,7 @@ from handpose.core.models.crossvae import (
     view_rotation,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny networks: one thread is faster than two on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TINY = {"width": 8, "latent": 16, "rgb_hidden": 32, "point_width": 16, "pose_hidden": 32,
         "heatmap_size": 16, "heatmap_channels": 32, "grid": 8, "fold_hidden": 32}

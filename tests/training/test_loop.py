@@ -6,7 +6,6 @@ import json
 import math
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,8 @@ from handpose.training.state import list_checkpoints, load_state
 HERE = Path(__file__).parent
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # identical float reductions in this process and in the subprocess
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# identical float reductions in this process and in the subprocess
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from training_data import write_freihand, write_image_folder, write_masked_freihand
 
 from handpose.core.checkpoint import load_checkpoint
@@ -15,13 +13,7 @@ from handpose.core.export import OnnxPoseNet, file_sha256
 from handpose.core.inference.backends import load_backend
 from handpose.training.cli import main
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_default_chain_end_to_end(tmp_path: Path) -> None:

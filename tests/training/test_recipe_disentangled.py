@@ -6,7 +6,6 @@ must carry the pose of one image and the content of the other."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -33,12 +32,7 @@ _HAND = np.array(
      [0.034, -0.07, 0], [0.038, -0.09, 0], [0.041, -0.105, 0], [0.044, -0.118, 0]])
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _bones(uv: np.ndarray, size: int, width: int) -> np.ndarray:

@@ -4,7 +4,6 @@ unlabelled images), the rounds' report, the checkpoint, the teacher path and bad
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -18,13 +17,7 @@ from handpose.training.cli import main
 from handpose.training.recipes.semihand_data import WeakAugSpec, weak_perturbation
 from handpose.training.recipes.semihand_labels import PseudoLabels
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _metrics(run: Path) -> list[dict]:
