@@ -265,10 +265,15 @@ def check_int8_file(path: str | PathLike[str], sha256: str) -> str | None:
         sess = OnnxPoseNet(p, intra_op_threads=1)
     except CheckpointError as e:
         return str(e)
+    return _int8_mismatch(sess, sha256)
+
+
+def _int8_mismatch(sess: OnnxPoseNet, sha256: str) -> str | None:
+    """:func:`check_int8_file` on an open session (no second load of the file)."""
     if sess.precision != "int8":
-        return f"{p} is not an int8 model (precision {sess.precision!r})"
+        return f"{sess.path} is not an int8 model (precision {sess.precision!r})"
     if sess.source_sha256 != sha256:
-        return (f"{p} was made from another checkpoint (source_sha256 "
+        return (f"{sess.path} was made from another checkpoint (source_sha256 "
                 f"{str(sess.source_sha256)[:12]}..., the checkpoint's is {sha256[:12]}...)")
     return None
 
@@ -384,9 +389,13 @@ def load_backend(checkpoint: str | PathLike[str], backend: str = "auto",
             return OnnxBackend(cached_int8(path, calibration, cache_dir, sha256=sha), threads)
         shipped = int8_path_for(path)
         if precision == "auto" and shipped.exists():
-            why = check_int8_file(shipped, sha)
+            try:  # the session that will run, checked once (start-up loads the file once)
+                candidate = OnnxBackend(shipped, threads)
+                why = _int8_mismatch(candidate.session, sha)
+            except CheckpointError as e:
+                why = str(e)
             if why is None:
-                return OnnxBackend(shipped, threads)
+                return candidate
             warnings.warn(f"not using the int8 model: {why}; running float32", stacklevel=2)
         return OnnxBackend(cached_onnx(path, cache_dir, sha256=sha), threads)
     model, meta = load_checkpoint(path, device="cpu")
