@@ -16,6 +16,7 @@ the int8 model's mean 2D distance to the float32 model's on those crops is repor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from handpose.core.export import (
     quantize_onnx,
 )
 from handpose.core.inference.backends import int8_path_for
+from handpose.core.models import normalize_images
 
 from ..config import ConfigError, input_path
 from .data import LabelledData, labelled_dataset, require_path
@@ -132,22 +134,21 @@ def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
             raise ValueError(f"ONNX Runtime differs from torch by {worst:.3g} > tolerance "
                              f"{cfg.tolerance} ({diff}); the export is not faithful")
     if cfg.int8:
-        out.update(_write_int8(cfg, path, dest, meta.input_size))
+        out.update(_write_int8(cfg, path, dest, meta.input_size, meta.normalization))
     return out
 
 
-def _write_int8(cfg: Config, checkpoint: Path, fp32: Path, size: int) -> dict[str, Any]:
+def _write_int8(cfg: Config, checkpoint: Path, fp32: Path, size: int,
+                normalization: Mapping[str, Any]) -> dict[str, Any]:
     """Quantize ``fp32`` on crops of ``cfg.calib``; the file and its agreement with fp32."""
     data = labelled_dataset(cfg.calib, crop_size=size, key="calib.root")
     target = Path(cfg.int8_output) if cfg.int8_output else int8_path_for(checkpoint)
     quantize_onnx(fp32, target, data, checkpoint=checkpoint, method=cfg.calib_method,
                   limit=cfg.calib.limit or len(data))  # type: ignore[arg-type]
-    session = OnnxPoseNet(fp32)
-    mean = np.asarray(session.normalization["mean"], np.float32).reshape(1, 3, 1, 1)
-    std = np.asarray(session.normalization["std"], np.float32).reshape(1, 3, 1, 1)
     n = min(len(data), 64)  # type: ignore[arg-type]
-    rgb = np.stack([np.asarray(data[i]["rgb"]) for i in range(n)]).astype(np.float32) / 255
-    crops = [((rgb[i:i + 16] - mean) / std).astype(np.float32) for i in range(0, n, 16)]
+    rgb = torch.stack([torch.as_tensor(data[i]["rgb"]) for i in range(n)])
+    x = normalize_images(rgb, normalization).numpy()
+    crops = [x[i:i + 16] for i in range(0, n, 16)]
     agreement = int8_agreement(fp32, target, crops)
     print(f"int8 model {target}: uv vs float32 on {n} calibration crops: mean "
           f"{agreement['uv_mean_px']:.2f} px, max {agreement['uv_max_px']:.2f} px "
