@@ -42,9 +42,15 @@ def test_default_chain_end_to_end(tmp_path: Path) -> None:
     assert meta.training["recipe"] == "recipe/default"
     assert [s["stage"] for s in meta.training["stages"]] == ["pretrain", "finetune", "semihand"]
     assert {"real_eval/pa_epe_mm", "synthetic_test/pck_2d@0.2"} <= set(meta.metrics)
+    # the confidence was calibrated, and the shipped file rebuilds the calibrated head
+    cal = meta.training["confidence_calibration"]
+    assert cal["hand_crops"] == 6 and cal["error_scale"] > 0
+    assert model.head.error_scale == pytest.approx(cal["error_scale"])
+    assert meta.arch["kwargs"]["error_scale"] == cal["error_scale"]
     card = (tmp_path / "default.md").read_text()
     assert "MediaPipe Hands" in card and "| semihand |" in card
     assert """'semihand=["pseudo.source=model"]'""" in card  # the command that made it
+    assert f"error_scale was set {cal['error_scale_before']} -> {cal['error_scale']}" in card
     # the int8 model sits next to the checkpoint, names it, and is what the tracker runs
     int8 = OnnxPoseNet(tmp_path / "default.int8.onnx")
     assert int8.precision == "int8" and int8.source_sha256 == file_sha256(tmp_path / "default.pt")

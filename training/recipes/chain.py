@@ -16,6 +16,9 @@ Every stage writes its own run folder under the chain's folder and resumes where
 model is then evaluated on the held-out synthetic set and on ``real_eval`` (labelled real
 frames used ONLY for the model card, never for training), next to MediaPipe Hands on the same
 real frames, and written as a float16 checkpoint with a model card (:mod:`.model_card`).
+Before that, the head's confidence is calibrated (:mod:`.confidence`, ``confidence_crops``
+upright crops of the held-out synthetic set, or of ``synthetic`` without one) so the tracker's
+``min_confidence`` separates crops with a hand from crops without one.
 With ``int8=true`` (default) the checkpoint's int8 ONNX model is written next to it
 (``default.int8.onnx``, calibrated on ``int8_calibration`` upright synthetic crops), which the
 tracker runs on the CPU, and evaluated by the same protocol for the card.
@@ -36,6 +39,7 @@ from handpose.core.inference.backends import int8_path_for
 from ..config import ConfigError, input_path, to_dict
 from ..config_files import resolve_config, save_config
 from . import get_recipe
+from .confidence import calibrate_confidence
 from .data import LabelledData, labelled_dataset, require_path
 from .model_card import evaluate_card, evaluate_onnx, write_model_card
 
@@ -67,6 +71,9 @@ class Config:
         card_limit: at most this many frames of each evaluation set (0 = all).
         int8: also write and evaluate ``<model_out stem>.int8.onnx``.
         int8_calibration: synthetic crops to calibrate the int8 model on.
+        confidence_crops: hand crops to calibrate the confidence on (0 = keep the head's
+            ``error_scale``); see :func:`.confidence.calibrate_confidence`.
+        min_confidence: the tracker's threshold the confidence is calibrated to.
     """
 
     name: Literal["default"] = "default"
@@ -88,6 +95,8 @@ class Config:
     card_limit: int = 0
     int8: bool = True
     int8_calibration: int = 256
+    confidence_crops: int = 300
+    min_confidence: float = 0.3
 
     def __post_init__(self) -> None:
         bad = [s for s in self.stages if s not in STAGES]
@@ -99,6 +108,9 @@ class Config:
             raise ValueError("input_size >= 32 and a ResNet depth in 18/34/50/101/152 needed")
         if self.int8_calibration < 1:
             raise ValueError(f"int8_calibration must be >= 1; got {self.int8_calibration}")
+        if self.confidence_crops < 0 or not 0 < self.min_confidence < 1:
+            raise ValueError("confidence_crops >= 0 and 0 < min_confidence < 1 needed; got "
+                             f"{self.confidence_crops}, {self.min_confidence}")
 
 
 def stage_overrides(cfg: Config, stage: str, run_dir: Path, prev_model: str) -> list[str]:
@@ -182,6 +194,21 @@ def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
         stages.append({k: info[k] for k in ("stage", "wall_s", "steps")})
     model, meta = load_checkpoint(prev)
     t_card = time.time()
+    arch, calibration = dict(meta.arch), None
+    if cfg.confidence_crops:
+        crops = labelled_dataset(LabelledData(root=cfg.synthetic_test or cfg.synthetic,
+                                              upright=True, limit=cfg.confidence_crops),
+                                 meta.input_size,
+                                 key="synthetic_test" if cfg.synthetic_test else "synthetic")
+        calibration = calibrate_confidence(model, crops, dict(meta.normalization),
+                                           min_confidence=cfg.min_confidence,
+                                           limit=cfg.confidence_crops)
+        arch = {"name": arch["name"],
+                "kwargs": {**arch["kwargs"], "error_scale": calibration["error_scale"]}}
+        print(f"recipe {cfg.name}: confidence error_scale {calibration['error_scale_before']} "
+              f"-> {calibration['error_scale']} (hand crops confident: "
+              f"{calibration['hand_confident_share']:.2f}, no-hand crops: "
+              f"{calibration['no_hand_confident_share']:.2f})")
     card = evaluate_card(model, meta, synthetic_test=cfg.synthetic_test,
                          real_eval=cfg.real_eval, limit=cfg.card_limit)
     out = Path(cfg.model_out) if cfg.model_out else run_dir / "default.pt"
@@ -190,11 +217,12 @@ def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
         "config": to_dict(cfg),
         "data": {"synthetic": cfg.synthetic, "real": cfg.real},
         "stages": stages,
+        "confidence_calibration": calibration,
         # the stages' own wall times (a stage run in several processes counts the last one,
         # which resumed it) plus this evaluation
         "wall_s": round(sum(float(s["wall_s"]) for s in stages) + time.time() - t_card, 1),
     }
-    path = save_checkpoint(out, model, input_size=meta.input_size,
+    path = save_checkpoint(out, model, arch=arch, input_size=meta.input_size,
                            normalization=dict(meta.normalization), training=training,
                            metrics=card["handpose"], dtype=cfg.dtype)
     if cfg.int8:  # made from the final file: the runtime checks the int8 file names it

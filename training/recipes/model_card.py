@@ -197,6 +197,15 @@ def write_model_card(path: Path, checkpoint: Path, training: dict[str, Any],
         "of its 3D errors.",
         "",
     ]
+    cal = training.get("confidence_calibration")
+    if cal:
+        lines += [f"Confidence: the head's error_scale was set {cal['error_scale_before']} -> "
+                  f"{cal['error_scale']} so that at most {cal['negative_quantile']:.0%} of "
+                  f"{cal['no_hand_crops']} crops without a hand (the held-out crops rolled by "
+                  "half a side, noise, flat grey) reach the tracker's min_confidence "
+                  f"{cal['min_confidence']}; {cal['hand_confident_share']:.0%} of "
+                  f"{cal['hand_crops']} upright hand crops do (median confidence "
+                  f"{cal['hand_confidence_median']:.2f}).", ""]
     if card.get("int8_file"):
         lines += [f"int8: `{card['int8_file']}` (ONNX Runtime static quantization, calibrated "
                   f"on {card['int8_calibration']} upright synthetic crops; the tracker runs it "
