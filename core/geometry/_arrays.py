@@ -8,6 +8,11 @@ Public functions accept numpy arrays, torch tensors or nested lists. They comput
 * if no argument is a tensor, everything is converted to float64 CPU tensors and the result
   is returned as float64 numpy arrays.
 
+:func:`as_arrays` is the variant of the per-frame functions (projection, lifting, crops): with no
+tensor among the arguments they compute in float64 numpy instead (a small numpy call costs a
+fraction of a torch one, which is what the tracker pays per frame), written once against the
+namespace ``xp`` it returns (numpy or torch: the functions they use exist in both).
+
 Value checks (finite, positive, ...) read tensor values back to the host; they are skipped
 while tracing/compiling/exporting so the functions stay traceable.
 """
@@ -20,7 +25,9 @@ import numpy as np
 import torch
 
 __all__ = [
+    "as_arrays",
     "as_tensors",
+    "xp_of",
     "finish",
     "checks_enabled",
     "check_shape",
@@ -59,6 +66,26 @@ def as_tensors(*arrays: Any) -> tuple[list[torch.Tensor], bool]:
     return out, numpy_out
 
 
+def as_arrays(*arrays: Any) -> tuple[list[Any], Any]:
+    """Like :func:`as_tensors`, but without a tensor among ``arrays`` they become float64 numpy
+    arrays and the namespace returned is ``numpy`` (``torch`` otherwise)."""
+    if any(isinstance(a, torch.Tensor) for a in arrays):
+        return as_tensors(*arrays)[0], torch
+    out = []
+    for a in arrays:
+        arr = np.asarray(a)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
+                                       or arr.dtype == np.bool_):
+            raise ValueError(f"expected a numeric array or tensor; got {type(a).__name__}")
+        out.append(arr.astype(np.float64, copy=False))
+    return out, np
+
+
+def xp_of(x: Any) -> Any:
+    """The namespace of an array: ``torch`` for a tensor, ``numpy`` otherwise."""
+    return torch if isinstance(x, torch.Tensor) else np
+
+
 def finish(x: torch.Tensor, numpy_out: bool) -> Any:
     """Return ``x`` as the caller's kind: a float64 numpy array or the tensor itself."""
     if numpy_out:
@@ -79,7 +106,7 @@ def shape_str(shape: tuple[int | None | str, ...]) -> str:
     return "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
 
 
-def check_shape(name: str, x: torch.Tensor, trailing: tuple[int | None, ...],
+def check_shape(name: str, x: Any, trailing: tuple[int | None, ...],
                 lead: str = "...") -> None:
     """Raise ``ValueError`` unless ``x.shape`` ends with ``trailing`` (``None`` = any size)."""
     got = tuple(x.shape)
@@ -91,8 +118,12 @@ def check_shape(name: str, x: torch.Tensor, trailing: tuple[int | None, ...],
         raise ValueError(f"{name} must have shape {want}; got {got}")
 
 
-def check_finite(name: str, x: torch.Tensor) -> None:
-    """Raise ``ValueError`` if ``x`` holds NaN or infinity."""
-    if checks_enabled() and not bool(torch.isfinite(x).all()):
+def check_finite(name: str, x: Any) -> None:
+    """Raise ``ValueError`` if ``x`` (tensor or numpy array) holds NaN or infinity."""
+    if isinstance(x, np.ndarray):
+        if not np.isfinite(x).all():
+            raise ValueError(f"{name} must be finite; got {int((~np.isfinite(x)).sum())} "
+                             "NaN/inf value(s)")
+    elif checks_enabled() and not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(f"{name} must be finite; got {bad} NaN/inf value(s)")

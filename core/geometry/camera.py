@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._arrays import as_tensors, check_finite, check_shape, checks_enabled, finish
+from ._arrays import as_arrays, as_tensors, check_finite, check_shape, checks_enabled, finish, xp_of
 
 __all__ = [
     "DEFAULT_FOV_DEG",
@@ -79,20 +79,22 @@ def default_intrinsics(width: int, height: int) -> Any:
     return intrinsics_from_fov(width, height, DEFAULT_FOV_DEG, DEFAULT_FOV_AXIS)
 
 
-def _check_K(K: torch.Tensor, name: str = "K") -> None:
+def _check_K(K: Any, name: str = "K") -> None:
+    """Validate a (..., 3, 3) tensor or float numpy array (see :func:`check_intrinsics`)."""
     check_shape(name, K, (3, 3))
-    if not checks_enabled():
+    if isinstance(K, torch.Tensor) and not checks_enabled():
         return
     check_finite(name, K)
     bottom = K[..., 2, :]
-    want = torch.tensor([0.0, 0.0, 1.0], dtype=K.dtype, device=K.device)
-    if not bool(torch.all(torch.abs(bottom - want) <= 1e-4)):
+    bad_row = (abs(bottom[..., 0]) > 1e-4) | (abs(bottom[..., 1]) > 1e-4) | \
+        (abs(bottom[..., 2] - 1.0) > 1e-4)
+    if bool(bad_row.any()):
         raise ValueError(f"{name} must have bottom row (0, 0, 1) (is it transposed?); "
                          f"got {bottom.reshape(-1, 3)[0].tolist()}")
     det = K[..., 0, 0] * K[..., 1, 1] - K[..., 0, 1] * K[..., 1, 0]
-    bad = ~(torch.abs(det) > 1e-12)
+    bad = ~(abs(det) > 1e-12)
     if bool(bad.any()):
-        i = int(torch.nonzero(bad.reshape(-1))[0])
+        i = int(bad.reshape(-1).nonzero()[0][0])
         k = K.reshape(-1, 3, 3)[i]
         raise ValueError(f"{name} has a zero focal length: det(K[:2, :2]) must be non-zero; "
                          f"got fx={k[0, 0].item()}, fy={k[1, 1].item()} (matrix {i})")
@@ -101,28 +103,30 @@ def _check_K(K: torch.Tensor, name: str = "K") -> None:
 def check_intrinsics(K: Any, name: str = "K") -> None:
     """Raise ``ValueError`` naming ``name`` unless ``K`` is a valid (..., 3, 3) intrinsic matrix:
     finite, bottom row (0, 0, 1), non-zero focal lengths (det of ``K[:2, :2]`` non-zero)."""
-    (k,), _ = as_tensors(K)
+    (k,), _ = as_arrays(K)
     _check_K(k, name)
 
 
-def _affine_parts(K: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _affine_parts(K: Any) -> tuple[Any, Any]:
     return K[..., :2, :2], K[..., :2, 2]
 
 
-def _normalize(uv: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """K^-1 [u, v, 1] restricted to (x, y) with an analytic 2x2 inverse (batched)."""
+def _normalize(uv: Any, K: Any) -> Any:
+    """K^-1 [u, v, 1] restricted to (x, y) with an analytic 2x2 inverse (batched; tensors or
+    numpy arrays)."""
+    xp = xp_of(uv)
     M, c = _affine_parts(K)
-    d = uv - c.unsqueeze(-2)
+    d = uv - c[..., None, :]
     det = M[..., 0, 0] * M[..., 1, 1] - M[..., 0, 1] * M[..., 1, 0]
-    inv = torch.stack([torch.stack([M[..., 1, 1], -M[..., 0, 1]], -1),
-                       torch.stack([-M[..., 1, 0], M[..., 0, 0]], -1)], -2)
+    inv = xp.stack([xp.stack([M[..., 1, 1], -M[..., 0, 1]], -1),
+                    xp.stack([-M[..., 1, 0], M[..., 0, 0]], -1)], -2)
     inv = inv / det[..., None, None]
-    return d @ inv.transpose(-1, -2)
+    return d @ xp.swapaxes(inv, -1, -2)
 
 
-def _denormalize(xy: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+def _denormalize(xy: Any, K: Any) -> Any:
     M, c = _affine_parts(K)
-    return xy @ M.transpose(-1, -2) + c.unsqueeze(-2)
+    return xy @ xp_of(xy).swapaxes(M, -1, -2) + c[..., None, :]
 
 
 def project(points: Any, K: Any, min_depth: float | None = None) -> Any:
@@ -138,20 +142,19 @@ def project(points: Any, K: Any, min_depth: float | None = None) -> Any:
     Returns:
         uv: (..., N, 2) pixels.
     """
-    (p, k), numpy_out = as_tensors(points, K)
+    (p, k), xp = as_arrays(points, K)
     check_shape("points", p, (None, 3))
     _check_K(k)
     check_finite("points", p)
     z = p[..., 2:]
     if min_depth is None:
-        if checks_enabled() and not bool(torch.all(z > 0)):
+        if (xp is np or checks_enabled()) and not bool((z > 0).all()):
             raise ValueError(f"points must lie in front of the camera (Z > 0 m); got "
                              f"{int((z <= 0).sum())} point(s) with Z <= 0, min Z = "
                              f"{float(z.min()):.4g}")
     else:
-        z = z.clamp_min(min_depth)
-    uv = _denormalize(p[..., :2] / z, k)
-    return finish(uv, numpy_out)
+        z = xp.clip(z, min_depth, None)
+    return _denormalize(p[..., :2] / z, k)
 
 
 def normalize_pixels(uv: Any, K: Any) -> Any:
@@ -164,11 +167,11 @@ def normalize_pixels(uv: Any, K: Any) -> Any:
     Returns:
         xy: (..., N, 2) unitless (X/Z, Y/Z of the ray through each pixel).
     """
-    (q, k), numpy_out = as_tensors(uv, K)
+    (q, k), _ = as_arrays(uv, K)
     check_shape("uv", q, (None, 2))
     _check_K(k)
     check_finite("uv", q)
-    return finish(_normalize(q, k), numpy_out)
+    return _normalize(q, k)
 
 
 def unproject(uv: Any, depth: Any, K: Any) -> Any:
@@ -182,7 +185,7 @@ def unproject(uv: Any, depth: Any, K: Any) -> Any:
     Returns:
         points: (..., N, 3) metres.
     """
-    (q, d, k), numpy_out = as_tensors(uv, depth, K)
+    (q, d, k), xp = as_arrays(uv, depth, K)
     check_shape("uv", q, (None, 2))
     _check_K(k)
     check_finite("uv", q)
@@ -190,12 +193,11 @@ def unproject(uv: Any, depth: Any, K: Any) -> Any:
     if d.shape != q.shape[:-1]:
         raise ValueError(f"depth must have shape {tuple(q.shape[:-1])} (uv without its last "
                          f"axis); got {tuple(d.shape)}")
-    if checks_enabled() and not bool(torch.all(d > 0)):
+    if (xp is np or checks_enabled()) and not bool((d > 0).all()):
         raise ValueError(f"depth must be > 0 m (in front of the camera); got min "
                          f"{float(d.min()):.4g}")
     xy = _normalize(q, k)
-    pts = torch.cat([xy, torch.ones_like(xy[..., :1])], -1) * d.unsqueeze(-1)
-    return finish(pts, numpy_out)
+    return xp.concatenate([xy, xp.ones_like(xy[..., :1])], -1) * d[..., None]
 
 
 def backproject_depth(depth: Any, K: Any, stride: int = 1) -> Any:

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import torch
 
-from ._arrays import as_tensors, check_finite, check_shape, checks_enabled, finish
+from ._arrays import as_arrays, check_finite, check_shape, checks_enabled, xp_of
 from .camera import _check_K
 
 __all__ = [
@@ -61,16 +61,25 @@ def _check_out_size(out_size: int) -> None:
         raise ValueError(f"out_size must be an integer >= 1 pixels; got {out_size!r}")
 
 
-def _square(centre: torch.Tensor, side: torch.Tensor, out_size: int,
-            rotation: torch.Tensor) -> torch.Tensor:
+def _checking(x: Any) -> bool:
+    """Value checks run on numpy arrays always, on tensors unless tracing/exporting."""
+    return isinstance(x, np.ndarray) or checks_enabled()
+
+
+def _rotation_matrix(r: Any) -> Any:
+    """(..., 2, 2) [[c, s], [-s, c]] of angles (...,): the OpenCV turn of the content."""
+    xp = xp_of(r)
+    c, s = xp.cos(r), xp.sin(r)
+    return xp.stack([xp.stack([c, s], -1), xp.stack([-s, c], -1)], -2)
+
+
+def _square(centre: Any, side: Any, out_size: int, rotation: Any) -> Any:
     """Affine of the square (centre (..., 2), side (...,), rotation (...,)) -> crop pixels."""
-    scale = out_size / side
-    c, s = torch.cos(rotation), torch.sin(rotation)
+    xp = xp_of(centre)
     # OpenCV convention: content turns counter-clockwise on screen for positive angles.
-    lin = torch.stack([torch.stack([c, s], -1), torch.stack([-s, c], -1)], -2)
-    lin = lin * scale[..., None, None]
-    t = (out_size - 1) / 2.0 - (lin @ centre.unsqueeze(-1)).squeeze(-1)
-    return torch.cat([lin, t.unsqueeze(-1)], -1)
+    lin = _rotation_matrix(rotation) * (out_size / side)[..., None, None]
+    t = (out_size - 1) / 2.0 - (lin @ centre[..., None])[..., 0]
+    return xp.concatenate([lin, t[..., None]], -1)
 
 
 def square_crop_affine(centre: Any, side: Any, out_size: int = DEFAULT_CROP_SIZE,
@@ -84,16 +93,16 @@ def square_crop_affine(centre: Any, side: Any, out_size: int = DEFAULT_CROP_SIZE
         rotation: (...,) or scalar radians (positive = content turns counter-clockwise).
     """
     _check_out_size(out_size)
-    (c, sd, r), numpy_out = as_tensors(centre, side, rotation)
+    (c, sd, r), xp = as_arrays(centre, side, rotation)
     check_shape("centre", c, (2,))
     check_finite("centre", c)
     check_finite("side", sd)
     check_finite("rotation", r)
-    if checks_enabled() and not bool(torch.all(sd > 0)):
+    if _checking(sd) and not bool((sd > 0).all()):
         raise ValueError(f"side must be > 0 pixels; got min {float(sd.min()):.4g}")
-    lead = torch.broadcast_shapes(c.shape[:-1], sd.shape, r.shape)
-    c = c.expand(*lead, 2)
-    return finish(_square(c, sd.expand(lead), out_size, r.expand(lead)), numpy_out)
+    lead = tuple(np.broadcast_shapes(tuple(c.shape[:-1]), tuple(sd.shape), tuple(r.shape)))
+    return _square(xp.broadcast_to(c, (*lead, 2)), xp.broadcast_to(sd, lead), out_size,
+                   xp.broadcast_to(r, lead))
 
 
 def crop_from_keypoints(uv: Any, margin: float = DEFAULT_MARGIN,
@@ -120,23 +129,21 @@ def crop_from_keypoints(uv: Any, margin: float = DEFAULT_MARGIN,
         raise ValueError(f"margin must be > 0; got {margin}")
     if not min_side > 0:
         raise ValueError(f"min_side must be > 0 pixels; got {min_side}")
-    (q, r), numpy_out = as_tensors(uv, rotation)
+    (q, r), xp = as_arrays(uv, rotation)
     check_shape("uv", q, (None, 2))
     if q.shape[-2] < 1:
         raise ValueError(f"uv must hold at least one keypoint; got shape {tuple(q.shape)}")
     check_finite("uv", q)
     check_finite("rotation", r)
-    lead = torch.broadcast_shapes(q.shape[:-2], r.shape)
-    q = q.expand(*lead, *q.shape[-2:])
-    r = r.expand(lead)
-    c, s = torch.cos(r), torch.sin(r)
-    rot = torch.stack([torch.stack([c, s], -1), torch.stack([-s, c], -1)], -2)
-    turned = q @ rot.transpose(-1, -2)
-    lo, hi = turned.amin(-2), turned.amax(-2)
-    side = ((hi - lo).amax(-1) * margin).clamp_min(min_side)
-    centre = ((lo + hi) / 2.0).unsqueeze(-1)
-    centre = (rot.transpose(-1, -2) @ centre).squeeze(-1)  # back to image coordinates
-    return finish(_square(centre, side, out_size, r), numpy_out)
+    lead = tuple(np.broadcast_shapes(tuple(q.shape[:-2]), tuple(r.shape)))
+    q = xp.broadcast_to(q, (*lead, *q.shape[-2:]))
+    r = xp.broadcast_to(r, lead)
+    rot_t = xp.swapaxes(_rotation_matrix(r), -1, -2)
+    turned = q @ rot_t
+    lo, hi = xp.amin(turned, -2), xp.amax(turned, -2)
+    side = xp.clip(xp.amax(hi - lo, -1) * margin, min_side, None)
+    centre = (rot_t @ ((lo + hi) / 2.0)[..., None])[..., 0]  # back to image coordinates
+    return _square(centre, side, out_size, r)
 
 
 def upright_rotation(uv: Any) -> Any:
@@ -180,55 +187,55 @@ def crop_from_box(box: Any, margin: float = DEFAULT_MARGIN, out_size: int = DEFA
     _check_out_size(out_size)
     if not margin > 0:
         raise ValueError(f"margin must be > 0; got {margin}")
-    (b, r), numpy_out = as_tensors(box, rotation)
+    (b, r), xp = as_arrays(box, rotation)
     check_shape("box", b, (4,))
     check_finite("box", b)
     check_finite("rotation", r)
-    if checks_enabled() and not bool(torch.all(b[..., 2:] > 0)):
+    if _checking(b) and not bool((b[..., 2:] > 0).all()):
         raise ValueError(f"box w and h must be > 0 pixels; got min {float(b[..., 2:].min()):.4g}")
     centre = b[..., :2] + b[..., 2:] / 2.0
-    side = b[..., 2:].amax(-1) * margin
-    lead = torch.broadcast_shapes(b.shape[:-1], r.shape)
-    return finish(_square(centre.expand(*lead, 2), side.expand(lead), out_size, r.expand(lead)),
-                  numpy_out)
+    side = xp.amax(b[..., 2:], -1) * margin
+    lead = tuple(np.broadcast_shapes(tuple(b.shape[:-1]), tuple(r.shape)))
+    return _square(xp.broadcast_to(centre, (*lead, 2)), xp.broadcast_to(side, lead), out_size,
+                   xp.broadcast_to(r, lead))
 
 
-def _check_A(A: torch.Tensor, name: str = "A") -> None:
+def _check_A(A: Any, name: str = "A") -> None:
     check_shape(name, A, (2, 3))
     check_finite(name, A)
 
 
 def invert_affine(A: Any) -> Any:
     """Inverse of (..., 2, 3) affine matrices (crop pixels -> full-image pixels)."""
-    (a,), numpy_out = as_tensors(A)
+    (a,), xp = as_arrays(A)
     _check_A(a)
     L, t = a[..., :2], a[..., 2:]
     det = L[..., 0, 0] * L[..., 1, 1] - L[..., 0, 1] * L[..., 1, 0]
-    if checks_enabled() and not bool(torch.all(torch.abs(det) > 1e-12)):
+    if _checking(a) and not bool((abs(det) > 1e-12).all()):
         raise ValueError("A must be invertible (non-zero determinant of A[:, :2]); got det = "
-                         f"{float(torch.abs(det).min()):.3g}")
-    inv = torch.stack([torch.stack([L[..., 1, 1], -L[..., 0, 1]], -1),
-                       torch.stack([-L[..., 1, 0], L[..., 0, 0]], -1)], -2) / det[..., None, None]
-    return finish(torch.cat([inv, -(inv @ t)], -1), numpy_out)
+                         f"{float(abs(det).min()):.3g}")
+    inv = xp.stack([xp.stack([L[..., 1, 1], -L[..., 0, 1]], -1),
+                    xp.stack([-L[..., 1, 0], L[..., 0, 0]], -1)], -2) / det[..., None, None]
+    return xp.concatenate([inv, -(inv @ t)], -1)
 
 
 def apply_affine(A: Any, uv: Any) -> Any:
     """Apply (..., 2, 3) affines to points (..., N, 2) -> (..., N, 2) (pixels to pixels)."""
-    (a, q), numpy_out = as_tensors(A, uv)
+    (a, q), xp = as_arrays(A, uv)
     _check_A(a)
     check_shape("uv", q, (None, 2))
-    return finish(q @ a[..., :2].transpose(-1, -2) + a[..., 2].unsqueeze(-2), numpy_out)
+    return q @ xp.swapaxes(a[..., :2], -1, -2) + a[..., None, :, 2]
 
 
 def compose_affine(A: Any, B: Any) -> Any:
     """The affine "B, then A" (..., 2, 3): ``apply_affine(compose_affine(A, B), x) ==
     apply_affine(A, apply_affine(B, x))``."""
-    (a, b), numpy_out = as_tensors(A, B)
+    (a, b), xp = as_arrays(A, B)
     _check_A(a)
     _check_A(b, "B")
     lin = a[..., :2] @ b[..., :2]
     t = a[..., :2] @ b[..., 2:] + a[..., 2:]
-    return finish(torch.cat([lin, t], -1), numpy_out)
+    return xp.concatenate([lin, t], -1)
 
 
 def uncrop_points(A: Any, uv_crop: Any) -> Any:
@@ -315,9 +322,9 @@ def crop_intrinsics(K: Any, A: Any) -> Any:
         K: (..., 3, 3) intrinsics of the full image.
         A: (..., 2, 3) full-image pixels -> crop pixels.
     """
-    (k, a), numpy_out = as_tensors(K, A)
+    (k, a), xp = as_arrays(K, A)
     _check_K(k)
     _check_A(a)
-    row = torch.tensor([0.0, 0.0, 1.0], dtype=a.dtype, device=a.device)
-    h = torch.cat([a, row.expand(*a.shape[:-2], 1, 3)], -2)
-    return finish(h @ k, numpy_out)
+    row = xp.zeros_like(a[..., :1, :])
+    row[..., 0, 2] = 1.0
+    return xp.concatenate([a, row], -2) @ k

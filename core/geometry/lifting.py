@@ -28,10 +28,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import numpy as np
 import torch
 
 from ..skeleton import NUM_JOINTS, REFERENCE_BONE, Joint
-from ._arrays import as_tensors, check_finite, check_shape, checks_enabled, finish
+from ._arrays import as_arrays, as_tensors, check_finite, check_shape, checks_enabled, finish, xp_of
 from .camera import _check_K, _denormalize, _normalize
 
 __all__ = [
@@ -82,7 +83,7 @@ def to_25d(joints: Any, K: Any) -> tuple[Any, Any, Any]:
     return finish(uv, numpy_out), finish(z_rel, numpy_out), finish(s, numpy_out)
 
 
-def _check_pose(q: torch.Tensor, z: torch.Tensor, k: torch.Tensor) -> None:
+def _check_pose(q: Any, z: Any, k: Any) -> None:
     check_shape("uv", q, (NUM_JOINTS, 2))
     if z.shape != q.shape[:-1]:
         raise ValueError(f"z_rel must have shape {tuple(q.shape[:-1])} (uv's shape without its "
@@ -92,30 +93,33 @@ def _check_pose(q: torch.Tensor, z: torch.Tensor, k: torch.Tensor) -> None:
     check_finite("z_rel", z)
 
 
-def _check_positive(name: str, x: torch.Tensor, lead: tuple[int, ...], unit: str) -> None:
+def _check_positive(name: str, x: Any, lead: tuple[int, ...], unit: str) -> None:
     try:
-        torch.broadcast_shapes(x.shape, lead)
-    except RuntimeError:
+        np.broadcast_shapes(tuple(x.shape), tuple(lead))
+    except ValueError:
         raise ValueError(f"{name} must be a scalar or have shape broadcastable to {lead}; got "
                          f"{tuple(x.shape)}") from None
     check_finite(name, x)
-    if checks_enabled() and not bool(torch.all(x > 0)):
+    if (isinstance(x, np.ndarray) or checks_enabled()) and not bool((x > 0).all()):
         raise ValueError(f"{name} must be > 0 {unit}; got min {float(x.min()):.4g}")
 
 
-def _root(xy: torch.Tensor, z: torch.Tensor, eps: float) -> torch.Tensor:
+def _root(xy: Any, z: Any, eps: float) -> Any:
     """Larger root Z (...,) of the reference-bone quadratic, xy (..., 21, 2), z (..., 21)."""
+    xp = xp_of(xy)
     xn, yn, zn = xy[..., _N, 0], xy[..., _N, 1], z[..., _N]
     xm, ym, zm = xy[..., _M, 0], xy[..., _M, 1], z[..., _M]
     a = (xn - xm) ** 2 + (yn - ym) ** 2
     b = 2.0 * (zn * (xn * xn + yn * yn - xn * xm - yn * ym)
                + zm * (xm * xm + ym * ym - xn * xm - yn * ym))
     c = (xn * zn - xm * zm) ** 2 + (yn * zn - ym * zm) ** 2 + (zn - zm) ** 2 - 1.0
-    sq = torch.sqrt(torch.clamp(b * b - 4.0 * a * c, min=eps))
-    a = torch.clamp(a, min=eps)
-    # (-b + sq) / 2a, written without cancellation when b > 0: it equals 2c / (-b - sq).
-    # Both denominators are bounded away from zero, so torch.where gets finite gradients.
-    return torch.where(b < 0, (sq - b) / (2.0 * a), (2.0 * c) / (-b - sq))
+    sq = xp.sqrt(xp.clip(b * b - 4.0 * a * c, eps, None))
+    a = xp.clip(a, eps, None)
+    # (-b + sq) / 2a, written without cancellation when b > 0: it equals 2c / (-b - sq), whose
+    # denominator is <= -sqrt(eps) there; where b < 0 it is replaced by -1 before dividing, so
+    # neither branch divides by zero (finite gradients through where, no numpy warnings).
+    den = xp.where(b < 0, -xp.ones_like(b), -b - sq)
+    return xp.where(b < 0, (sq - b) / (2.0 * a), (2.0 * c) / den)
 
 
 def normalized_root_depth(uv: Any, z_rel: Any, K: Any, eps: float = LIFT_EPS) -> Any:
@@ -131,16 +135,16 @@ def normalized_root_depth(uv: Any, z_rel: Any, K: Any, eps: float = LIFT_EPS) ->
     Returns:
         Z: (...,) unitless.
     """
-    (q, z, k), numpy_out = as_tensors(uv, z_rel, K)
+    (q, z, k), _ = as_arrays(uv, z_rel, K)
     _check_pose(q, z, k)
-    return finish(_root(_normalize(q, k), z, eps), numpy_out)
+    return _root(_normalize(q, k), z, eps)
 
 
-def _lift(xy: torch.Tensor, z: torch.Tensor, s: torch.Tensor,
-          root_depth: torch.Tensor) -> torch.Tensor:
+def _lift(xy: Any, z: Any, s: Any, root_depth: Any) -> Any:
     """P_k = (Z_root + s z_k) x~_k with root_depth = Z_root in metres."""
-    depth = root_depth.unsqueeze(-1) + s.unsqueeze(-1) * z
-    return torch.cat([xy, torch.ones_like(xy[..., :1])], -1) * depth.unsqueeze(-1)
+    xp = xp_of(xy)
+    depth = root_depth[..., None] + s[..., None] * z
+    return xp.concatenate([xy, xp.ones_like(xy[..., :1])], -1) * depth[..., None]
 
 
 def lift_from_root_depth(uv: Any, z_rel: Any, K: Any, scale: Any, root_depth: Any) -> Any:
@@ -157,11 +161,11 @@ def lift_from_root_depth(uv: Any, z_rel: Any, K: Any, scale: Any, root_depth: An
     Returns:
         joints: (..., 21, 3) metres, camera frame.
     """
-    (q, z, k, s, d), numpy_out = as_tensors(uv, z_rel, K, scale, root_depth)
+    (q, z, k, s, d), _ = as_arrays(uv, z_rel, K, scale, root_depth)
     _check_pose(q, z, k)
     _check_positive("scale", s, q.shape[:-2], "m")
     _check_positive("root_depth", d, q.shape[:-2], "m")
-    return finish(_lift(_normalize(q, k), z, s, d), numpy_out)
+    return _lift(_normalize(q, k), z, s, d)
 
 
 def lift_to_3d(uv: Any, z_rel: Any, K: Any, scale: Any, return_root_depth: bool = False,
@@ -185,7 +189,7 @@ def lift_to_3d(uv: Any, z_rel: Any, K: Any, scale: Any, return_root_depth: bool 
         joints: (..., 21, 3) metres, camera frame; with ``return_root_depth`` the pair
         (joints, root_depth) with root_depth (...,) metres (Z of the root joint).
     """
-    (q, z, k, s), numpy_out = as_tensors(uv, z_rel, K, scale)
+    (q, z, k, s), xp = as_arrays(uv, z_rel, K, scale)
     _check_pose(q, z, k)
     _check_positive("scale", s, q.shape[:-2], "m")
     xy = _normalize(q, k)
@@ -194,11 +198,11 @@ def lift_to_3d(uv: Any, z_rel: Any, K: Any, scale: Any, return_root_depth: bool 
         lo, hi = root_range
         if not 0 < lo < hi:
             raise ValueError(f"root_range must be (lo, hi) with 0 < lo < hi; got {root_range}")
-        Z = Z.clamp(lo, hi)
+        Z = xp.clip(Z, lo, hi)
     root = s * Z
-    joints = finish(_lift(xy, z, s, root), numpy_out)
+    joints = _lift(xy, z, s, root)
     if return_root_depth:
-        return joints, finish(root, numpy_out)
+        return joints, root
     return joints
 
 
@@ -215,7 +219,7 @@ def scale_from_root_depth(uv: Any, z_rel: Any, K: Any, root_depth: Any,
     Returns:
         scale: (...,) metres.
     """
-    (q, z, k, d), numpy_out = as_tensors(uv, z_rel, K, root_depth)
+    (q, z, k, d), _ = as_arrays(uv, z_rel, K, root_depth)
     _check_pose(q, z, k)
     _check_positive("root_depth", d, q.shape[:-2], "m")
-    return finish(d / _root(_normalize(q, k), z, eps), numpy_out)
+    return d / _root(_normalize(q, k), z, eps)

@@ -297,9 +297,10 @@ class HandPoseEstimator:
         z_rel = np.asarray(pose.z_rel)[rows]
         conf = np.asarray(pose.confidence)[rows]
         joints, scales = self._lift(frame, uv, z_rel, tracks)
-        margins = chirality_margin(joints)
-        for t, m in zip(tracks, margins):
-            t.vote.update(float(m))
+        voters = [i for i, t in enumerate(tracks) if t.vote.wants_vote(t.age)]
+        if voters:
+            for i, m in zip(voters, chirality_margin(joints[voters])):
+                tracks[i].vote.update(float(m))
         t0 = lap("lift", t0)
         raw = joints
         if self.correct:

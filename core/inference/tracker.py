@@ -116,23 +116,37 @@ class HandednessVote:
     whose chirality is unclear (a flat hand, a noisy pose) count little. Votes are summed with
     an exponential forgetting ``decay`` per frame (a long track can still flip if the evidence
     changes, e.g. after an early mistake). ``p_right = (1 + S / W) / 2`` with S the decayed sum
-    of votes and W the decayed number of frames.
+    of votes and W the decayed number of votes.
+
+    The chirality test costs about as much as the biomechanical correction, and a settled vote
+    changes slowly, so a track votes on each of its first ``warmup`` frames and then on every
+    ``every``-th (:meth:`wants_vote`); ``decay`` applies per vote.
 
     Args:
         margin_scale: margin (see :func:`chirality_margin`) of a confident vote (*choose*:
             0.2, about 11 degrees of joint-limit excess).
-        decay: forgetting factor per frame in (0, 1].
+        decay: forgetting factor per vote in (0, 1].
+        warmup: frames of a new track that all vote (>= 1).
+        every: after the warm-up, one frame in ``every`` votes (>= 1; 1 = every frame).
     """
 
-    def __init__(self, margin_scale: float = 0.2, decay: float = 0.97) -> None:
+    def __init__(self, margin_scale: float = 0.2, decay: float = 0.97, warmup: int = 10,
+                 every: int = 4) -> None:
         if not margin_scale > 0:
             raise ValueError(f"margin_scale must be > 0; got {margin_scale}")
         if not 0 < decay <= 1:
             raise ValueError(f"decay must be in (0, 1]; got {decay}")
+        if warmup < 1 or every < 1:
+            raise ValueError(f"warmup and every must be >= 1; got {warmup}, {every}")
         self.margin_scale = float(margin_scale)
         self.decay = float(decay)
+        self.warmup, self.every = int(warmup), int(every)
         self._sum = 0.0
         self._weight = 0.0
+
+    def wants_vote(self, age: int) -> bool:
+        """Whether frame ``age`` (1 = the track's first frame) of the track votes."""
+        return age <= self.warmup or (age - self.warmup) % self.every == 0
 
     def update(self, margin: float) -> None:
         """Add one frame's chirality margin (NaN is ignored)."""

@@ -75,6 +75,14 @@ def test_handedness_vote_accumulates_and_forgets():
         HandednessVote(decay=0.0)
 
 
+def test_a_settled_track_votes_every_few_frames():
+    v = HandednessVote(warmup=3, every=4)
+    assert [a for a in range(1, 16) if v.wants_vote(a)] == [1, 2, 3, 7, 11, 15]
+    assert all(HandednessVote(every=1).wants_vote(a) for a in range(1, 50))
+    with pytest.raises(ValueError, match="warmup and every"):
+        HandednessVote(every=0)
+
+
 def _det(uv, score=0.9):
     box = keypoint_box(uv)
     c = box[:2] + box[2:] / 2
