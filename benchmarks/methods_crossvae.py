@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
+from method_bench import REPO, append_results, command, common_arguments, start, work_folder
 
 from handpose.core.checkpoint import load_checkpoint
 from handpose.core.models.crossvae import CrossModalVAE
@@ -42,8 +40,6 @@ from handpose.training.recipes.crossvae_eval import evaluate_crossvae
 from handpose.training.recipes.data import LabelledData
 from handpose.training.recipes.multimodal_data import multimodal_dataset
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
 PAPER = ("Yang et al. (dissertation Table 5.1, RHD, root and scale known): 16.61 mm (R->P), "
          "15.91 (R->C+P), 13.14 mm (RC->CHP, product of experts)")
 VARIANTS = {"r2p": "RGB -> pose (S1)", "r2cp": "RGB -> cloud + pose (S2)",
@@ -97,29 +93,14 @@ def table(rows: list[dict[str, Any]], sets: list[str]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common_arguments(ap)
     ap.add_argument("--synthetic", default="", help="synthetic RGB + depth training set")
     ap.add_argument("--synthetic-test", default="", help="held-out synthetic set (optional)")
-    ap.add_argument("--eval", default=str(SHARED / "real_eval_hgc"))
-    ap.add_argument("--budget-minutes", type=float, default=120.0)
-    ap.add_argument("--preset", default="cpu")
     ap.add_argument("--init", default="", help="RGB encoder weights (PeCLR / ImageNet)")
-    ap.add_argument("--quick", action="store_true", help="tiny models and data: a smoke run")
-    ap.add_argument("--append", action="store_true", help="append the table to RESULTS.md")
-    ap.add_argument("--workdir", default="", help="keep the runs here (default: temporary)")
-    ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.quick and args.append:
-        sys.exit("--quick runs are smoke tests: they are not appended to RESULTS.md")
-    eval_root = Path(args.eval)
-    if not (eval_root / "training_xyz.json").is_file():
-        sys.exit(f"evaluation set {eval_root} not found (FreiHAND layout expected)")
-    load0 = os.getloadavg()[0]
-    t_start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(args.workdir or tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    st = start(args)
+    eval_root = st.eval_root
+    with work_folder(args.workdir) as work:
         preset, eval_limit = args.preset, 0
         synth_test: Path | None
         if args.quick:
@@ -143,7 +124,7 @@ def main() -> None:
         if not args.quick:
             secs = {v: seconds_per_update(preset, [*common, f"variant={v}"], work, v)
                     for v in VARIANTS}
-            share = (args.budget_minutes * 60 - (time.perf_counter() - t_start)) * 0.9 / 3
+            share = (args.budget_minutes * 60 - st.elapsed_s()) * 0.9 / 3
             steps = {v: max(10, int(share / s)) for v, s in secs.items()}
             print(f"s/update {secs} -> updates {steps}", flush=True)
         rows: list[dict[str, Any]] = []
@@ -161,16 +142,12 @@ def main() -> None:
         text = table(rows, list(sets))
         print(text)
         if args.append:
-            cmd = "python benchmarks/methods_crossvae.py " + " ".join(sys.argv[1:])
-            note = (f"\n\n## Cross-modal VAE variants ({time.strftime('%Y-%m-%d %H:%M')})\n\n"
-                    f"`{cmd}`: preset {preset} ({size} px crops), synthetic {synthetic}, "
-                    f"evaluated from RGB alone on {eval_root} (never trained on)"
-                    f"{' and ' + str(synth_test) if synth_test else ''}. Machine: "
-                    f"{os.cpu_count()} cores, {torch.get_num_threads()} torch threads, shared "
-                    f"(1-min load {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)."
-                    f" Reference: {PAPER}.\n\n{text}\n")
-            with open(REPO / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as f:
-                f.write(note)
+            append_results(
+                "Cross-modal VAE variants",
+                f"`{command('methods_crossvae.py')}`: preset {preset} ({size} px crops), "
+                f"synthetic {synthetic}, evaluated from RGB alone on {eval_root} (never trained "
+                f"on){' and ' + str(synth_test) if synth_test else ''}. {st.machine()} "
+                f"Reference: {PAPER}.\n\n{text}")
 
 
 if __name__ == "__main__":

@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from method_bench import REPO, append_results, command, common_arguments, start, work_folder
 
 from handpose.core.checkpoint import load_checkpoint
 from handpose.core.data.sample import collate
@@ -47,8 +46,6 @@ from handpose.training.recipes.data import LabelledData, labelled_dataset
 from handpose.training.recipes.disentangled import reconstruction_metrics, write_grids
 from handpose.training.recipes.eval import evaluate_model
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
 PAPER = ("Yang & Yao (CVPR 2019) report a mean 3D EPE on RHD and STB very close to the "
          "cross-modal VAE of Spurr et al. 2018 (the numbers are only in their Fig. 4.7)")
 
@@ -134,31 +131,16 @@ def quick_data(work: Path) -> tuple[Path, Path]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common_arguments(ap, budget_minutes=60.0)
     ap.add_argument("--synthetic", default="", help="labelled synthetic training set")
     ap.add_argument("--synthetic-test", default="", help="labelled synthetic test set")
-    ap.add_argument("--eval", default=str(SHARED / "real_eval_hgc"))
-    ap.add_argument("--budget-minutes", type=float, default=60.0)
-    ap.add_argument("--preset", default="cpu")
     ap.add_argument("--n-train", type=int, default=4000)
     ap.add_argument("--n-test", type=int, default=400)
     ap.add_argument("--baseline", action="store_true", help="add a same-budget finetune row")
-    ap.add_argument("--quick", action="store_true", help="tiny models and data: a smoke run")
-    ap.add_argument("--append", action="store_true", help="append the table to RESULTS.md")
-    ap.add_argument("--workdir", default="", help="keep the runs here (default: temporary)")
-    ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.quick and args.append:
-        sys.exit("--quick runs are smoke tests: they are not appended to RESULTS.md")
-    eval_root = Path(args.eval)
-    if not (eval_root / "training_xyz.json").is_file():
-        sys.exit(f"evaluation set {eval_root} not found (FreiHAND layout expected)")
-    load0 = os.getloadavg()[0]
-    t_start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(args.workdir or tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    st = start(args)
+    eval_root = st.eval_root
+    with work_folder(args.workdir) as work:
         preset, eval_limit = args.preset, 0
         if args.quick:
             train_root, test_root = quick_data(work)
@@ -182,7 +164,7 @@ def main() -> None:
                          f"model.width={dcfg.model.width}", f"model.depth={dcfg.model.depth}",
                          f"train.batch_size={dcfg.train.batch_size}"]
             t_f = seconds_per_update("finetune", preset, ft_common, work) if args.baseline else 0
-            left = args.budget_minutes * 60 - (time.perf_counter() - t_start)
+            left = args.budget_minutes * 60 - st.elapsed_s()
             share = 0.5 if args.baseline else 1.0
             steps = max(20, int(0.9 * share * left / t_d))  # 10 %: evaluation and grids
             steps_ft = max(20, int(0.9 * share * left / t_f)) if args.baseline else 0
@@ -221,18 +203,14 @@ def main() -> None:
                    f"({syn['transfer_to_content_px']:.2f} px): {'PASS' if ok else 'FAIL'}")
         print(verdict)
         if args.append:
-            cmd = "python benchmarks/methods_disentangled.py " + " ".join(sys.argv[1:])
-            note = (f"\n\n## Disentangled VAE ({time.strftime('%Y-%m-%d %H:%M')})\n\n`{cmd}`: "
-                    f"preset {preset} ({dcfg.input_size} px crops, ResNet-{dcfg.model.depth} "
-                    f"width {dcfg.model.width}, z = {dcfg.model.pose_latent} pose + "
-                    f"{dcfg.model.content_latent} content), trained on {train_root}, tested on "
-                    f"{test_root} and {eval_root} (never trained on). Pose metrics use the "
-                    f"ground-truth scale and K; MSE on [0, 1] RGB crops. Machine: "
-                    f"{os.cpu_count()} cores, {torch.get_num_threads()} torch threads, shared "
-                    f"(1-min load {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the "
-                    f"end). Reference: {PAPER}.\n\n{text}\n\n{verdict}.\n")
-            with open(REPO / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as fh:
-                fh.write(note)
+            append_results(
+                "Disentangled VAE",
+                f"`{command('methods_disentangled.py')}`: preset {preset} ({dcfg.input_size} px "
+                f"crops, ResNet-{dcfg.model.depth} width {dcfg.model.width}, z = "
+                f"{dcfg.model.pose_latent} pose + {dcfg.model.content_latent} content), trained "
+                f"on {train_root}, tested on {test_root} and {eval_root} (never trained on). "
+                f"Pose metrics use the ground-truth scale and K; MSE on [0, 1] RGB crops. "
+                f"{st.machine()} Reference: {PAPER}.\n\n{text}\n\n{verdict}.")
         if not ok:
             sys.exit(1)
 

@@ -27,14 +27,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
+from method_bench import REPO, SHARED, append_results, command, common_arguments, start, work_folder
 
 from handpose.core.checkpoint import load_checkpoint
 from handpose.training.config_files import resolve_config
@@ -43,8 +41,6 @@ from handpose.training.recipes.crossvae_eval import root_relative_epe_mm
 from handpose.training.recipes.data import LabelledData, labelled_dataset
 from handpose.training.recipes.eval import evaluate_model
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
 PAPER = ("Yang (dissertation Table 7.2a, STB): 19.66 mm (baseline) -> 16.37 (+ L_c) -> 12.59 "
          "(+ L_l) -> 11.99 mm (+ L_f)")
 
@@ -107,31 +103,16 @@ def quick_data(work: Path) -> tuple[Path, Path, Path]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common_arguments(ap)
     ap.add_argument("--synthetic", default="", help="synthetic RGB + depth + mask training set")
     ap.add_argument("--synthetic-test", default="", help="held-out synthetic set (optional)")
     ap.add_argument("--real-hands", default=str(SHARED / "real_hands"))
-    ap.add_argument("--eval", default=str(SHARED / "real_eval_hgc"))
-    ap.add_argument("--budget-minutes", type=float, default=120.0)
-    ap.add_argument("--preset", default="cpu")
     ap.add_argument("--init", default="", help="RGB encoder weights for both arms (PeCLR)")
     ap.add_argument("--unlabelled-limit", type=int, default=2000)
-    ap.add_argument("--quick", action="store_true", help="tiny models and data: a smoke run")
-    ap.add_argument("--append", action="store_true", help="append the table to RESULTS.md")
-    ap.add_argument("--workdir", default="", help="keep the runs here (default: temporary)")
-    ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.quick and args.append:
-        sys.exit("--quick runs are smoke tests: they are not appended to RESULTS.md")
-    eval_root = Path(args.eval)
-    if not (eval_root / "training_xyz.json").is_file():
-        sys.exit(f"evaluation set {eval_root} not found (FreiHAND layout expected)")
-    load0 = os.getloadavg()[0]
-    t_start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(args.workdir or tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    st = start(args)
+    eval_root = st.eval_root
+    with work_folder(args.workdir) as work:
         preset, limit, eval_limit = args.preset, args.unlabelled_limit, 0
         if args.quick:
             synthetic, synth_test, unlabelled = quick_data(work)
@@ -158,7 +139,7 @@ def main() -> None:
             t_p = seconds_per_update(preset, [*common, *pre], work, "pretrain")
             t_f = seconds_per_update(preset, [*common, *ft, f"init={work / 'timing-pretrain'}"],
                                      work, "finetune")
-            half = (args.budget_minutes * 60 - (time.perf_counter() - t_start)) * 0.45
+            half = (args.budget_minutes * 60 - st.elapsed_s()) * 0.45
             n_base = max(10, int(half / t_b))
             n_pre, n_ft = max(10, int(0.7 * half / t_p)), max(5, int(0.3 * half / t_f))
             print(f"s/update: baseline {t_b:.2f}, pretrain {t_p:.2f}, finetune {t_f:.2f} -> "
@@ -183,18 +164,13 @@ def main() -> None:
         text = table(rows, list(sets))
         print(text)
         if args.append:
-            cmd = "python benchmarks/methods_dual.py " + " ".join(sys.argv[1:])
-            note = (f"\n\n## Dual-modality network vs RGB-only baseline "
-                    f"({time.strftime('%Y-%m-%d %H:%M')})\n\n`{cmd}`: preset {preset} ({size} px "
-                    f"crops), synthetic {synthetic}, unlabelled {unlabelled} (limit {limit}), "
-                    f"evaluated with the RGB branch on {eval_root} (never trained on)"
-                    f"{' and ' + str(synth_test) if synth_test else ''}. Machine: "
-                    f"{os.cpu_count()} cores, {torch.get_num_threads()} torch threads, shared "
-                    f"(1-min load {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)."
-                    f" Reference: {PAPER}.\n\n{text}\n")
-            with open(REPO / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as f:
-                f.write(note)
-
+            append_results(
+                "Dual-modality network vs RGB-only baseline",
+                f"`{command('methods_dual.py')}`: preset {preset} ({size} px crops), synthetic "
+                f"{synthetic}, unlabelled {unlabelled} (limit {limit}), evaluated with the RGB "
+                f"branch on {eval_root} (never trained on)"
+                f"{' and ' + str(synth_test) if synth_test else ''}. {st.machine()} "
+                f"Reference: {PAPER}.\n\n{text}")
 
 if __name__ == "__main__":
     main()

@@ -29,14 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
+from method_bench import REPO, SHARED, append_results, command, common_arguments, start, work_folder
 
 from handpose.core.checkpoint import load_checkpoint
 from handpose.training.config_files import resolve_config
@@ -44,8 +42,6 @@ from handpose.training.recipes import get_recipe
 from handpose.training.recipes.data import LabelledData, labelled_dataset
 from handpose.training.recipes.eval import evaluate_model
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
 PAPER = "Yang et al. (ICCV 2021) on STB: 23.83 mm (baseline) -> 14.60 mm EPE (SemiHand)"
 
 VARIANTS: dict[str, list[str]] = {
@@ -115,31 +111,16 @@ def quick_data(work: Path) -> tuple[Path, Path]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common_arguments(ap)
     ap.add_argument("--synthetic", default="", help="labelled synthetic set with masks")
     ap.add_argument("--real-hands", default=str(SHARED / "real_hands"))
-    ap.add_argument("--eval", default=str(SHARED / "real_eval_hgc"))
-    ap.add_argument("--budget-minutes", type=float, default=120.0)
-    ap.add_argument("--preset", default="cpu")
     ap.add_argument("--init", default="", help="pre-trained encoder for the baseline (PeCLR)")
     ap.add_argument("--unlabelled-limit", type=int, default=2000)
     ap.add_argument("--teacher", action="store_true", help="add the MediaPipe-teacher row")
-    ap.add_argument("--quick", action="store_true", help="tiny models and data: a smoke run")
-    ap.add_argument("--append", action="store_true", help="append the table to RESULTS.md")
-    ap.add_argument("--workdir", default="", help="keep the runs here (default: temporary)")
-    ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.quick and args.append:
-        sys.exit("--quick runs are smoke tests: they are not appended to RESULTS.md")
-    eval_root = Path(args.eval)
-    if not (eval_root / "training_xyz.json").is_file():
-        sys.exit(f"evaluation set {eval_root} not found (FreiHAND layout expected)")
-    load0 = os.getloadavg()[0]
-    t_start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(args.workdir or tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    st = start(args)
+    eval_root = st.eval_root
+    with work_folder(args.workdir) as work:
         preset, limit, eval_limit = args.preset, args.unlabelled_limit, 0
         if args.quick:
             synthetic, unlabelled = quick_data(work)
@@ -162,7 +143,7 @@ def main() -> None:
             t0 = seconds_per_update(preset, common, BASELINE, work, "baseline")
             t1 = seconds_per_update(preset, common, [f"init={work / 'timing-baseline'}"],
                                     work, "full")
-            left = args.budget_minutes * 60 - (time.perf_counter() - t_start)
+            left = args.budget_minutes * 60 - st.elapsed_s()
             n_ft = len(VARIANTS) - 1 + args.teacher  # the control runs L_sup only (t0)
             per_unit = t0 + 0.5 * t0 + 0.5 * n_ft * t1 * 1.1  # 10 % for the label rounds
             steps0 = max(20, int(0.85 * left / per_unit))  # 15 %: evaluation, teacher
@@ -190,17 +171,11 @@ def main() -> None:
         text = table(rows)
         print(text)
         if args.append:
-            cmd = "python benchmarks/methods_semihand.py " + " ".join(sys.argv[1:])
-            note = (f"\n\n## SemiHand ablation on real_eval_hgc ({time.strftime('%Y-%m-%d %H:%M')})"
-                    f"\n\n`{cmd}`: preset {preset} ({size} px crops), labelled {synthetic}, "
-                    f"unlabelled {unlabelled} (limit {limit}), evaluated on {eval_root} "
-                    f"(never trained on). Machine: {os.cpu_count()} cores, "
-                    f"{torch.get_num_threads()} torch threads, shared (1-min load {load0:.1f} at "
-                    f"the start, {os.getloadavg()[0]:.1f} at the end). Reference: {PAPER}.\n\n"
-                    f"{text}\n")
-            with open(REPO / "benchmarks" / "RESULTS.md", "a", encoding="utf-8") as f:
-                f.write(note)
-
+            append_results(
+                "SemiHand ablation on real_eval_hgc",
+                f"`{command('methods_semihand.py')}`: preset {preset} ({size} px crops), "
+                f"labelled {synthetic}, unlabelled {unlabelled} (limit {limit}), evaluated on "
+                f"{eval_root} (never trained on). {st.machine()} Reference: {PAPER}.\n\n{text}")
 
 if __name__ == "__main__":
     main()
