@@ -52,13 +52,10 @@ from handpose.core.models.dual import (
 )
 
 from ..config import ConfigError, input_path, to_dict
-from ..logging import draw_skeletons
 from ..loop import train
-from ..recipe import Recipe
 from ..train_config import TrainConfig
-from .data import LabelledData, UnlabelledData, labelled_dataset, require_path, unlabelled_dataset
+from .data import LabelledData, UnlabelledData, require_path, unlabelled_dataset
 from .dual_losses import DualLossSpec, multimodal_contrastive, multimodal_loss, pseudo_labels
-from .eval import evaluate_model
 from .models import load_encoder_weights, resolve_model_file
 from .multimodal_data import (
     GeometricSpec,
@@ -72,6 +69,7 @@ from .multimodal_data import (
     warp_mask,
     weak_matrices,
 )
+from .pose_recipe import PoseRecipe
 
 __all__ = ["DualModelSpec", "DualAugSpec", "Config", "DualRecipe", "check", "run"]
 
@@ -154,20 +152,17 @@ class Config:
             raise ValueError("rgb_only (the RGB-only baseline) is a pre-training setting")
 
 
-class DualRecipe(Recipe):
+class DualRecipe(PoseRecipe):
     """Both stages of the dual-modality recipe (module docstring)."""
 
     name = "dual"
 
     def __init__(self, cfg: Config) -> None:
-        self.cfg = cfg
+        super().__init__(cfg)
         a = cfg.aug
         self.geometric = a.geometric.augmentation(cfg.input_size)
         self.texture = AppearanceAugmentation(grayscale_prob=a.grayscale_prob,
                                               erase_prob=a.erase_prob)
-        self.metrics: dict[str, float] = {}
-        self._last: dict[str, torch.Tensor] = {}
-        self._val: Dataset[Any] | None = None
 
     @property
     def net(self) -> DualModalityNet:
@@ -354,22 +349,6 @@ class DualRecipe(Recipe):
         return out
 
     # --- logging, evaluation, outputs --------------------------------------------------------
-
-    def images(self, batch: Any, step: int) -> dict[str, Any]:
-        if not self._last:
-            return {}
-        return {"skeletons": draw_skeletons(self._last["images"], self._last["uv"],
-                                            self._last["uv_gt"])}
-
-    def evaluate(self, step: int) -> dict[str, float]:
-        if not self.cfg.val.root:
-            return {}
-        if self._val is None:
-            self._val = labelled_dataset(self.cfg.val, self.cfg.input_size, key="val.root")
-        self.metrics, _ = evaluate_model(self.raw_model, self._val,
-                                         batch_size=self.cfg.train.batch_size,
-                                         device=self.device)
-        return self.metrics
 
     def on_train_end(self) -> dict[str, Any]:
         c = self.cfg

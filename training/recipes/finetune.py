@@ -30,13 +30,11 @@ from handpose.core.losses.pose import PoseLossWeights, PoseTarget, pose_loss
 from handpose.core.models import IMAGENET_NORMALIZATION, build_model, normalize_images
 
 from ..config import input_path, to_dict
-from ..logging import draw_skeletons
 from ..loop import train
-from ..recipe import Recipe
 from ..train_config import TrainConfig
 from .data import LabelledData, labelled_dataset, require_path
-from .eval import evaluate_model
 from .models import EncoderSpec, load_encoder_weights
+from .pose_recipe import PoseRecipe
 
 __all__ = ["check", "Config", "AugmentSpec", "HeatmapSpec", "FinetuneRecipe", "pose_model_name",
            "run"]
@@ -125,22 +123,19 @@ class Config:
             raise ValueError("head_hidden must be >= 0 and input_size >= 32 pixels")
 
 
-class FinetuneRecipe(Recipe):
+class FinetuneRecipe(PoseRecipe):
     """The supervised 2.5D recipe (see the module docstring)."""
 
     name = "finetune"
 
     def __init__(self, cfg: Config) -> None:
-        self.cfg = cfg
+        super().__init__(cfg)
         a = cfg.aug
         self.geometric = GeometricAugmentation(
             max_angle_deg=a.max_angle_deg, scale_range=(a.scale_range[0], a.scale_range[1]),
             max_translation_px=a.max_translation_px,
         )
         self.appearance = AppearanceAugmentation(jitter_prob=1.0 if a.color else 0.0)
-        self.metrics: dict[str, float] = {}
-        self._last: dict[str, torch.Tensor] = {}
-        self._val: Dataset[Any] | None = None
 
     def build_model(self) -> nn.Module:
         c = self.cfg
@@ -193,22 +188,6 @@ class FinetuneRecipe(Recipe):
         self._last = {"images": aug["images"][:4].detach(), "uv": pred["uv"][:4].detach(),
                       "uv_gt": aug["uv"][:4]}
         return {"loss": terms.pop("total"), **terms}
-
-    def images(self, batch: Any, step: int) -> dict[str, Any]:
-        if not self._last:
-            return {}
-        return {"skeletons": draw_skeletons(self._last["images"], self._last["uv"],
-                                            self._last["uv_gt"])}
-
-    def evaluate(self, step: int) -> dict[str, float]:
-        if not self.cfg.val.root:
-            return {}
-        if self._val is None:
-            self._val = labelled_dataset(self.cfg.val, self.cfg.input_size, key="val.root")
-        self.metrics, _ = evaluate_model(self.raw_model, self._val,
-                                         batch_size=self.cfg.train.batch_size,
-                                         device=self.device)
-        return self.metrics
 
     def on_train_end(self) -> dict[str, Any]:
         path = save_checkpoint(

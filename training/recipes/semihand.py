@@ -54,13 +54,11 @@ from handpose.core.safe_load import CheckpointError
 
 from ..config import ConfigError, to_dict
 from ..distributed import barrier
-from ..logging import draw_skeletons
 from ..loop import train
-from ..recipe import Recipe
 from ..train_config import plan_batches
-from .data import labelled_dataset, seeded_subset
-from .eval import evaluate_model
+from .data import seeded_subset
 from .models import load_encoder_weights, resolve_model_file
+from .pose_recipe import PoseRecipe
 from .semihand_config import Config, LossSpec, MaskSpec, TeacherSpec, check
 from .semihand_data import (
     PairedDataset,
@@ -109,20 +107,17 @@ def load_init(model: nn.Module, path: str) -> str:
     return "posenet"
 
 
-class SemiHandRecipe(Recipe):
+class SemiHandRecipe(PoseRecipe):
     """The SemiHand recipe (see the module docstring)."""
 
     name = "semihand"
 
     def __init__(self, cfg: Config) -> None:
-        self.cfg = cfg
+        super().__init__(cfg)
         self.strong_geo = cfg.strong.geometric(cfg.input_size, cfg.loss.uv_grid)
         self.strong_app = cfg.strong.appearance()
-        self.metrics: dict[str, float] = {}
         self.round_stats: list[dict[str, float]] = []
         self.init_kind = "none"
-        self._last: dict[str, torch.Tensor] = {}
-        self._val: Dataset[Any] | None = None
         self._tb: Any = None
 
     # --- model and data ----------------------------------------------------------------------
@@ -325,21 +320,6 @@ class SemiHandRecipe(Recipe):
         return m2d, circles_to_mask(centres, radii, mask)
 
     # --- logging, evaluation, state ----------------------------------------------------------
-    def images(self, batch: Any, step: int) -> dict[str, Any]:
-        if not self._last:
-            return {}
-        return {"skeletons": draw_skeletons(self._last["images"], self._last["uv"],
-                                            self._last["uv_gt"])}
-
-    def evaluate(self, step: int) -> dict[str, float]:
-        if not self.cfg.val.root:
-            return {}
-        if self._val is None:
-            self._val = labelled_dataset(self.cfg.val, self.cfg.input_size, key="val.root")
-        self.metrics, _ = evaluate_model(self.raw_model, self._val,
-                                         batch_size=self.cfg.train.batch_size, device=self.device)
-        return self.metrics
-
     def state_dict(self) -> dict[str, Any]:
         return {"pseudo": self.pseudo.state_dict(), "round_stats": list(self.round_stats)}
 
