@@ -149,3 +149,16 @@ def test_missing_input_path_is_named(tmp_path: Path) -> None:
     check_input_paths(apply_overrides(Cfg(), [f"data.root={tmp_path}"]))
     with pytest.raises(ConfigError, match=r"data.root: path .*nowhere does not exist \(the imag"):
         check_input_paths(apply_overrides(Cfg(), [f"data.root={tmp_path / 'nowhere'}"]))
+
+
+@pytest.mark.parametrize("preset", ["tiny", "cpu", "paper"])
+def test_every_recipe_section_of_the_shipped_presets_resolves(preset: str) -> None:
+    """A preset value that its recipe's Config refuses (e.g. a crop size the model cannot
+    take) is found here, not an hour into a benchmark."""
+    from handpose.training.config_files import resolve_config
+    from handpose.training.recipes import RECIPES
+
+    names = [n for n in RECIPES if load_preset(n, preset)]
+    assert {"pretrain", "finetune", "semihand", "dual", "crossvae"} <= set(names)
+    for name in names:
+        resolve_config(RECIPES[name].load().Config, name, preset)

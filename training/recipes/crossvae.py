@@ -132,7 +132,8 @@ class Config:
         variant: "r2p", "r2cp" or "poe" (module docstring).
         out: run folder ("" = runs/crossvae-<time>).
         init: optional RGB encoder weights (PeCLR / ImageNet / a pretrain run).
-        input_size: crop side in pixels (a multiple of 16).
+        input_size: crop side in pixels, 16 x a power of two (32, 64, 128, 256): the 2D
+            heatmaps are a quarter of it and the heatmap decoder doubles from 4 x 4.
         data: synthetic labelled crops with depth (and masks); val: optional labelled set.
         aug: rotation / zoom / shift (the paper: +-180 deg, 1-1.2, 20 px of 256); hue: jitter.
     """
@@ -152,8 +153,11 @@ class Config:
         checkpoint_every=500))
 
     def __post_init__(self) -> None:
-        if self.input_size < 32 or self.input_size % 16:
-            raise ValueError(f"input_size must be a multiple of 16, >= 32; got {self.input_size}")
+        n = self.input_size // 16
+        if self.input_size < 32 or self.input_size % 16 or n & (n - 1):
+            raise ValueError("input_size must be 16 x a power of two (32, 64, 128, 256, ...): "
+                             f"its 2D heatmaps are input_size / 4 = 4 x 2^n; got "
+                             f"{self.input_size}")
 
 
 def gaussian_heatmaps(uv: torch.Tensor, side: int, input_size: int, sigma: float
