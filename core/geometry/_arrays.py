@@ -30,6 +30,7 @@ __all__ = [
     "xp_of",
     "finish",
     "checks_enabled",
+    "checks_apply",
     "check_shape",
     "check_finite",
     "shape_str",
@@ -102,6 +103,12 @@ def checks_enabled() -> bool:
     return not torch.onnx.is_in_onnx_export()
 
 
+def checks_apply(x: Any) -> bool:
+    """Whether value checks run on ``x``: always on numpy arrays, on tensors unless tracing,
+    compiling or exporting (:func:`checks_enabled`)."""
+    return isinstance(x, np.ndarray) or checks_enabled()
+
+
 def shape_str(shape: tuple[int | None | str, ...]) -> str:
     return "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
 
@@ -120,10 +127,8 @@ def check_shape(name: str, x: Any, trailing: tuple[int | None, ...],
 
 def check_finite(name: str, x: Any) -> None:
     """Raise ``ValueError`` if ``x`` (tensor or numpy array) holds NaN or infinity."""
-    if isinstance(x, np.ndarray):
-        if not np.isfinite(x).all():
-            raise ValueError(f"{name} must be finite; got {int((~np.isfinite(x)).sum())} "
-                             "NaN/inf value(s)")
-    elif checks_enabled() and not bool(torch.isfinite(x).all()):
-        bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"{name} must be finite; got {bad} NaN/inf value(s)")
+    if checks_apply(x):
+        finite = xp_of(x).isfinite(x)
+        if not bool(finite.all()):
+            raise ValueError(f"{name} must be finite; got {int((~finite).sum())} NaN/inf "
+                             "value(s)")

@@ -20,7 +20,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._arrays import as_arrays, as_tensors, check_finite, check_shape, checks_enabled, finish, xp_of
+from ._arrays import (
+    as_arrays,
+    as_tensors,
+    check_finite,
+    check_shape,
+    checks_apply,
+    finish,
+    xp_of,
+)
 
 __all__ = [
     "DEFAULT_FOV_DEG",
@@ -82,7 +90,7 @@ def default_intrinsics(width: int, height: int) -> Any:
 def _check_K(K: Any, name: str = "K") -> None:
     """Validate a (..., 3, 3) tensor or float numpy array (see :func:`check_intrinsics`)."""
     check_shape(name, K, (3, 3))
-    if isinstance(K, torch.Tensor) and not checks_enabled():
+    if not checks_apply(K):
         return
     check_finite(name, K)
     bottom = K[..., 2, :]
@@ -148,7 +156,7 @@ def project(points: Any, K: Any, min_depth: float | None = None) -> Any:
     check_finite("points", p)
     z = p[..., 2:]
     if min_depth is None:
-        if (xp is np or checks_enabled()) and not bool((z > 0).all()):
+        if checks_apply(z) and not bool((z > 0).all()):
             raise ValueError(f"points must lie in front of the camera (Z > 0 m); got "
                              f"{int((z <= 0).sum())} point(s) with Z <= 0, min Z = "
                              f"{float(z.min()):.4g}")
@@ -193,7 +201,7 @@ def unproject(uv: Any, depth: Any, K: Any) -> Any:
     if d.shape != q.shape[:-1]:
         raise ValueError(f"depth must have shape {tuple(q.shape[:-1])} (uv without its last "
                          f"axis); got {tuple(d.shape)}")
-    if (xp is np or checks_enabled()) and not bool((d > 0).all()):
+    if checks_apply(d) and not bool((d > 0).all()):
         raise ValueError(f"depth must be > 0 m (in front of the camera); got min "
                          f"{float(d.min()):.4g}")
     xy = _normalize(q, k)

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import torch
 
-from ._arrays import as_arrays, check_finite, check_shape, checks_enabled, xp_of
+from ._arrays import as_arrays, check_finite, check_shape, checks_apply, xp_of
 from .camera import _check_K
 
 __all__ = [
@@ -61,11 +61,6 @@ def _check_out_size(out_size: int) -> None:
         raise ValueError(f"out_size must be an integer >= 1 pixels; got {out_size!r}")
 
 
-def _checking(x: Any) -> bool:
-    """Value checks run on numpy arrays always, on tensors unless tracing/exporting."""
-    return isinstance(x, np.ndarray) or checks_enabled()
-
-
 def _rotation_matrix(r: Any) -> Any:
     """(..., 2, 2) [[c, s], [-s, c]] of angles (...,): the OpenCV turn of the content."""
     xp = xp_of(r)
@@ -98,7 +93,7 @@ def square_crop_affine(centre: Any, side: Any, out_size: int = DEFAULT_CROP_SIZE
     check_finite("centre", c)
     check_finite("side", sd)
     check_finite("rotation", r)
-    if _checking(sd) and not bool((sd > 0).all()):
+    if checks_apply(sd) and not bool((sd > 0).all()):
         raise ValueError(f"side must be > 0 pixels; got min {float(sd.min()):.4g}")
     lead = tuple(np.broadcast_shapes(tuple(c.shape[:-1]), tuple(sd.shape), tuple(r.shape)))
     return _square(xp.broadcast_to(c, (*lead, 2)), xp.broadcast_to(sd, lead), out_size,
@@ -191,7 +186,7 @@ def crop_from_box(box: Any, margin: float = DEFAULT_MARGIN, out_size: int = DEFA
     check_shape("box", b, (4,))
     check_finite("box", b)
     check_finite("rotation", r)
-    if _checking(b) and not bool((b[..., 2:] > 0).all()):
+    if checks_apply(b) and not bool((b[..., 2:] > 0).all()):
         raise ValueError(f"box w and h must be > 0 pixels; got min {float(b[..., 2:].min()):.4g}")
     centre = b[..., :2] + b[..., 2:] / 2.0
     side = xp.amax(b[..., 2:], -1) * margin
@@ -211,7 +206,7 @@ def invert_affine(A: Any) -> Any:
     _check_A(a)
     L, t = a[..., :2], a[..., 2:]
     det = L[..., 0, 0] * L[..., 1, 1] - L[..., 0, 1] * L[..., 1, 0]
-    if _checking(a) and not bool((abs(det) > 1e-12).all()):
+    if checks_apply(a) and not bool((abs(det) > 1e-12).all()):
         raise ValueError("A must be invertible (non-zero determinant of A[:, :2]); got det = "
                          f"{float(abs(det).min()):.3g}")
     inv = xp.stack([xp.stack([L[..., 1, 1], -L[..., 0, 1]], -1),

@@ -32,7 +32,16 @@ import numpy as np
 import torch
 
 from ..skeleton import NUM_JOINTS, REFERENCE_BONE, Joint
-from ._arrays import as_arrays, as_tensors, check_finite, check_shape, checks_enabled, finish, xp_of
+from ._arrays import (
+    as_arrays,
+    as_tensors,
+    check_finite,
+    check_shape,
+    checks_apply,
+    checks_enabled,
+    finish,
+    xp_of,
+)
 from .camera import _check_K, _denormalize, _normalize
 
 __all__ = [
@@ -100,7 +109,7 @@ def _check_positive(name: str, x: Any, lead: tuple[int, ...], unit: str) -> None
         raise ValueError(f"{name} must be a scalar or have shape broadcastable to {lead}; got "
                          f"{tuple(x.shape)}") from None
     check_finite(name, x)
-    if (isinstance(x, np.ndarray) or checks_enabled()) and not bool((x > 0).all()):
+    if checks_apply(x) and not bool((x > 0).all()):
         raise ValueError(f"{name} must be > 0 {unit}; got min {float(x.min()):.4g}")
 
 
