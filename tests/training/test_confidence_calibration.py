@@ -66,8 +66,9 @@ def test_mean_confidence_is_the_mean_over_joints() -> None:
 
 
 def test_a_real_posenet_is_calibrated_in_place() -> None:
-    model = build_model("posenet_resnet18", width=8)
+    model = build_model("posenet_resnet18", width=8).train()
     info = calibrate_confidence(model, hand_crops(4, s=64), RAW, limit=3)
+    assert model.training  # measured in eval mode, handed back as it came
     assert model.head.error_scale == pytest.approx(info["error_scale"], rel=1e-4)
     assert info["hand_crops"] == 3 and 0 <= info["no_hand_confident_share"] <= 0.05
 

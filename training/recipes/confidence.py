@@ -49,15 +49,19 @@ def predicted_errors(model: nn.Module, images: Tensor, normalization: dict[str, 
         raise ValueError(f"images must be (N, 3, S, S); got {tuple(images.shape)}")
     device = next(model.parameters()).device
     out = []
+    was = model.training
     model.eval()
-    with torch.no_grad():
-        for i in range(0, len(images), batch_size):
-            x = normalize_images(images[i:i + batch_size].to(device), normalization)
-            pred = model(x)
-            if "uv_error" not in pred:
-                raise ValueError("the model predicts no uv_error: it has no confidence to "
-                                 "calibrate")
-            out.append(pred["uv_error"].float().cpu())
+    try:
+        with torch.no_grad():
+            for i in range(0, len(images), batch_size):
+                x = normalize_images(images[i:i + batch_size].to(device), normalization)
+                pred = model(x)
+                if "uv_error" not in pred:
+                    raise ValueError("the model predicts no uv_error: it has no confidence to "
+                                     "calibrate")
+                out.append(pred["uv_error"].float().cpu())
+    finally:
+        model.train(was)  # the caller's mode, as eval.predict does
     return torch.cat(out).double().numpy()
 
 
