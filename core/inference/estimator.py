@@ -119,9 +119,11 @@ class HandPoseEstimator:
             this many frames.
         min_confidence, redetect_confidence: see
             :class:`~handpose.core.inference.tracker.HandTracker`. The default re-detects only
-            when a track is lost (0.3 = min_confidence): with the shipped model, whose median
-            confidence on a real hand is ~0.4, 0.5 re-ran the palm detector on 350 of 400
-            frames (64 vs 109 frames/s in benchmarks/pipeline.py, hand found 0.81 vs 0.78).
+            when a track's confidence falls below min_confidence (0.3): then on that very
+            frame, re-seeding the held track from the detection (a second network pass). With
+            an earlier shipped model, whose median confidence on a real hand was ~0.4, 0.5
+            re-ran the palm detector on 350 of 400 frames (64 vs 109 frames/s in
+            benchmarks/pipeline.py).
         use_depth: lift with the depth map when a frame has one.
         detector: an object with ``detect(rgb) -> [HandDetection]`` (default: MediaPipe's
             palm detector, :class:`~handpose.core.inference.detector.PalmDetector`).
@@ -279,23 +281,29 @@ class HandPoseEstimator:
         if not plans:
             timings["total"] = (time.perf_counter() - t_start) * 1000.0
             return FrameResult(frame=frame, hands=(), timings_ms=timings)
-        size = self.backend.input_size
-        affines = np.stack([p.affine for p in plans])
-        crops = np.stack([crop_image(frame.rgb, a, size) for a in affines])
-        t0 = lap("crop", t0)
-        pose = self.backend.run(crops)
-        t0 = lap("network", t0)
-        uv_full = np.asarray(apply_affine(invert_affine(affines), np.asarray(pose.uv)))
-        alive = self.tracker.update(plans, uv_full, np.asarray(pose.confidence), frame.size)
+        uv_all, z_all, conf_all, t0 = self._network(frame, plans, lap, t0)
+        alive = self.tracker.update(plans, uv_all, conf_all, frame.size)
         t0 = lap("track", t0)
+        if detections is None and any(t.held for t in self.tracker.tracks):
+            # a track's confidence fell: look for its hand now rather than drop this frame
+            detections = self.detector.detect(frame.rgb)
+            t0 = lap("detect", t0)
+            again = self.tracker.reseed(detections)
+            if again:
+                uv2, z2, conf2, t0 = self._network(frame, again, lap, t0)
+                alive += [(r + len(plans), t) for r, t in
+                          self.tracker.update(again, uv2, conf2, frame.size)]
+                uv_all, z_all = np.concatenate([uv_all, uv2]), np.concatenate([z_all, z2])
+                conf_all = np.concatenate([conf_all, conf2])
+            t0 = lap("track", t0)
         if not alive:
             timings["total"] = (time.perf_counter() - t_start) * 1000.0
             return FrameResult(frame=frame, hands=(), timings_ms=timings)
         rows = [r for r, _ in alive]
         tracks = [t for _, t in alive]
-        uv = uv_full[rows]
-        z_rel = np.asarray(pose.z_rel)[rows]
-        conf = np.asarray(pose.confidence)[rows]
+        uv = uv_all[rows]
+        z_rel = z_all[rows]
+        conf = conf_all[rows]
         joints, scales = self._lift(frame, uv, z_rel, tracks)
         voters = [i for i, t in enumerate(tracks) if t.vote.wants_vote(t.age)]
         if voters:
@@ -327,6 +335,18 @@ class HandPoseEstimator:
             for i, t in enumerate(tracks))
         timings["total"] = (time.perf_counter() - t_start) * 1000.0
         return FrameResult(frame=frame, hands=hands, timings_ms=timings)
+
+    def _network(self, frame: Frame, plans: Sequence[Any], lap: Any, t0: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """The crops of ``plans`` through the network in one batch: (B, 21, 2) keypoints in
+        full-image pixels, (B, 21) z_rel, (B, 21) confidence, and the lap clock."""
+        affines = np.stack([p.affine for p in plans])
+        crops = np.stack([crop_image(frame.rgb, a, self.backend.input_size) for a in affines])
+        t0 = lap("crop", t0)
+        pose = self.backend.run(crops)
+        t0 = lap("network", t0)
+        uv = np.asarray(apply_affine(invert_affine(affines), np.asarray(pose.uv)))
+        return uv, np.asarray(pose.z_rel), np.asarray(pose.confidence), t0
 
     def _lift(self, frame: Frame, uv: np.ndarray, z_rel: np.ndarray,
               tracks: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -14,9 +14,12 @@ The tracker decides, frame by frame, where the pose network looks (MediaPipe's s
 * **Association.** A detection that overlaps a track (box IoU above ``iou_threshold`` or its
   centre inside the track's keypoint box) belongs to that track: it is dropped, or, for a weak
   track, re-seeds its crop (same ID). The remaining detections (non-maximum suppressed) start
-  new tracks in the free slots. After the network, a track whose mean joint confidence is below
-  ``min_confidence``, whose keypoints collapsed or whose centre left the image is lost; of two
-  tracks that converged on one hand, the younger is dropped.
+  new tracks in the free slots. After the network, a track whose keypoints collapsed or whose
+  centre left the image is lost; of two tracks that converged on one hand, the younger is
+  dropped. A track whose mean joint confidence fell below ``min_confidence`` is *held*: not
+  reported on that frame, and on the next one (which runs the detector) either re-seeded by an
+  overlapping detection, keeping its ID, vote and filter, or lost. A crop seeded by a detection
+  scoring at least ``detection_presence`` holds a hand whatever the network's confidence.
 * **IDs.** Each new track gets the next integer. A hand that leaves the image and comes back
   gets a NEW ID: without an appearance model a re-entering hand cannot be told from another one.
 * **Handedness** is voted over the track (:class:`HandednessVote`) from the chirality of each
@@ -182,11 +185,14 @@ class Track:
             filtered: the next crop follows the hand without the filter's lag).
         confidence: mean joint confidence of the last frame.
         age: frames tracked.
-        weak: the last confidence was below ``redetect_confidence``: re-detect next frame.
+        weak: the last confidence was below ``redetect_confidence`` on a crop no detection
+            vouched for: re-detect next frame.
         vote: the handedness vote.
         joint_filter: One Euro filter of the 3D joints (None when filtering is off).
         scales: recent reference-bone lengths measured from depth (metres).
         seed: a detection to take the next crop from (re-seeding a weak track).
+        held: the last confidence was below ``min_confidence``: not reported, kept for one
+            frame in which an overlapping detection re-seeds it, else it is lost.
     """
 
     track_id: int
@@ -198,6 +204,7 @@ class Track:
     joint_filter: OneEuroFilter | None = None
     scales: deque[float] = field(default_factory=lambda: deque(maxlen=30))
     seed: HandDetection | None = None
+    held: bool = False
 
     @property
     def box(self) -> np.ndarray:
@@ -236,6 +243,10 @@ class HandTracker:
         out_size: crop side in pixels (the network input size).
         detection_scale: crop side / the detector region's side.
         min_box_px: a keypoint box smaller than this (pixels) is lost.
+        detection_presence: a crop seeded on this frame by a palm detection scoring at least
+            this holds a hand even when the network's confidence is below ``min_confidence``
+            (the detector vouches for the hand on the frame it ran; the track stays weak, so
+            the next frame detects again). Above 1: the network's confidence alone decides.
         filter_factory: makes a One Euro filter for a new track's joints (None: no filtering).
     """
 
@@ -243,7 +254,8 @@ class HandTracker:
                  redetect_confidence: float = 0.5, iou_threshold: float = 0.3,
                  duplicate_iou: float = 0.5, margin: float = DEFAULT_MARGIN,
                  out_size: int = DEFAULT_CROP_SIZE, detection_scale: float = 1.0,
-                 min_box_px: float = 8.0, filter_factory: Any = None) -> None:
+                 min_box_px: float = 8.0, detection_presence: float = 0.5,
+                 filter_factory: Any = None) -> None:
         if not isinstance(max_hands, int) or isinstance(max_hands, bool) or max_hands < 1:
             raise ValueError(f"max_hands must be an int >= 1; got {max_hands!r}")
         if not isinstance(detect_every, int) or detect_every < 1:
@@ -256,6 +268,9 @@ class HandTracker:
                 raise ValueError(f"{name} must be in (0, 1]; got {v}")
         if not margin > 0 or not detection_scale > 0 or not min_box_px > 0:
             raise ValueError("margin, detection_scale and min_box_px must be > 0")
+        if not detection_presence >= 0:
+            raise ValueError(f"detection_presence must be >= 0 (a detector score; > 1 turns "
+                             f"it off); got {detection_presence}")
         self.max_hands = max_hands
         self.detect_every = detect_every
         self.min_confidence = float(min_confidence)
@@ -266,6 +281,7 @@ class HandTracker:
         self.out_size = int(out_size)
         self.detection_scale = float(detection_scale)
         self.min_box_px = float(min_box_px)
+        self.detection_presence = float(detection_presence)
         self.filter_factory = filter_factory
         self.tracks: list[Track] = []
         self._next_id = 0
@@ -322,6 +338,7 @@ class HandTracker:
                                  for f in fresh):
                     continue
                 fresh.append(det)
+        self.tracks = [t for t in self.tracks if not t.held or t.seed is not None]
         plans = []
         for t in self.tracks:
             if t.seed is not None:
@@ -334,8 +351,44 @@ class HandTracker:
             plans.append(CropPlan(self.detection_affine(det), None, det))
         return plans
 
-    def _alive(self, uv: np.ndarray, conf: float, frame_size: tuple[int, int]) -> bool:
-        if not np.all(np.isfinite(uv)) or conf < self.min_confidence:
+    def reseed(self, detections: list[HandDetection]) -> list[CropPlan]:
+        """A second pass on the same frame for the tracks held by :meth:`update`.
+
+        Call after :meth:`update` left held tracks on a frame the detector had not run on, with
+        the detector's output on that frame: each held track overlapping a detection (the
+        highest-scoring one) gets a crop from it, keeping its ID; the others are lost, and
+        detections overlapping no track start new hands in the free slots. Tracks that are
+        not held are left alone. Feed the network's keypoints of these crops back through
+        :meth:`update`.
+
+        Returns:
+            the crops of the re-seeded tracks, then of the new hands (possibly none).
+        """
+        self._since_detect = 0
+        self._force_detect = False
+        ranked = sorted(detections, key=lambda d: -d.score)
+        plans, keep = [], []
+        for t in self.tracks:
+            if t.held:
+                det = next((d for d in ranked if self._matches(d, t.box)), None)
+                if det is None:
+                    continue
+                t.seed = None
+                plans.append(CropPlan(self.detection_affine(det), t, det))
+            keep.append(t)
+        self.tracks = keep
+        fresh: list[HandDetection] = []
+        for det in ranked:
+            if not any(self._matches(det, t.box) for t in keep) and not any(
+                    box_iou(det.box(), f.box()) > self.iou_threshold for f in fresh):
+                fresh.append(det)
+        free = self.max_hands - len(keep)
+        plans += [CropPlan(self.detection_affine(d), None, d) for d in fresh[:max(free, 0)]]
+        return plans
+
+    def _in_view(self, uv: np.ndarray, frame_size: tuple[int, int]) -> bool:
+        """Finite keypoints, a box of at least ``min_box_px``, its centre in the image."""
+        if not np.all(np.isfinite(uv)):
             return False
         box = keypoint_box(uv)
         if max(box[2], box[3]) < self.min_box_px:
@@ -362,27 +415,37 @@ class HandTracker:
             raise ValueError(f"uv must be ({len(plans)}, 21, 2) and confidence "
                              f"({len(plans)}, 21); got {uv.shape} and {confidence.shape}")
         alive: list[tuple[int, Track]] = []
+        held: list[Track] = []
         for row, plan in enumerate(plans):
             conf = float(np.mean(confidence[row]))
-            ok = self._alive(uv[row], conf, frame_size)
+            vouched = plan.detection is not None and \
+                plan.detection.score >= self.detection_presence
+            seen = self._in_view(uv[row], frame_size)
+            confident = vouched or conf >= self.min_confidence
             if plan.track is None:
-                if not ok:
+                if not (seen and confident):
                     continue
                 flt = self.filter_factory() if self.filter_factory else None
                 track = Track(self._next_id, uv[row].copy(), conf, joint_filter=flt)
                 self._next_id += 1
             else:
                 track = plan.track
-                if not ok:
+                if not (seen and confident):
                     self._force_detect = True  # look for the hand again at once
+                    if seen and plan.detection is None and not track.held:
+                        track.held = track.weak = True  # the detector may re-seed it
+                        held.append(track)
                     continue
                 track.uv = uv[row].copy()
                 track.confidence = conf
+                track.held = False
             track.age += 1
-            track.weak = conf < self.redetect_confidence
+            track.weak = conf < self.redetect_confidence and not vouched
             alive.append((row, track))
         alive = self._drop_duplicates(alive)
-        self.tracks = [t for _, t in alive]
+        planned = {id(p.track) for p in plans if p.track is not None}
+        rest = [t for t in self.tracks if id(t) not in planned]  # not in this batch (reseed)
+        self.tracks = [t for _, t in alive] + held + rest
         return alive
 
     def _drop_duplicates(self, alive: list[tuple[int, Track]]) -> list[tuple[int, Track]]:

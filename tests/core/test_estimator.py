@@ -90,6 +90,30 @@ def test_hand_leaving_and_reentering_gets_a_new_track():
     assert 18 in detector.calls or 19 in detector.calls  # re-detected as soon as it is back
 
 
+def test_a_doubtful_frame_redetects_at_once_and_keeps_the_track():
+    scene, backend, detector, est = _pipeline(max_hands=1, smoothing=None)
+    run = backend.run
+    doubt = {6}  # the network's 6th batch says 0.1 everywhere (keypoints still right)
+
+    def doubtful(crops):
+        pose = run(crops)
+        if len(backend.batches) in doubt:
+            return type(pose)(uv=pose.uv, z_rel=pose.z_rel, confidence=np.full_like(
+                pose.confidence, 0.1))
+        return pose
+
+    est.backend.run = doubtful
+    ids = []
+    for t in range(10):
+        r = est.process(scene.frame([place_hand((250 + 5 * t, 240), 0.5)]))
+        ids.append(r.hands[0].track_id if r.hands else None)
+        if t == 5:  # the doubtful frame: detector and a second network pass on that frame
+            assert r.timings_ms["detect"] > 0 and _match(r.hands[0], scene)[1] < 2.0
+    assert ids == [0] * 10  # reported on every frame, under one ID
+    assert detector.calls == [1, 6]
+    assert backend.batches == [1] * 11  # 10 frames, one extra batch on the doubtful one
+
+
 def test_detection_runs_every_few_frames_while_a_slot_is_free():
     scene, _, detector, est = _pipeline(max_hands=2, detect_every=5)
     for _ in range(16):

@@ -136,10 +136,51 @@ def test_low_confidence_loses_track_and_weak_track_is_reseeded():
     plans = tr.plan(None)
     tr.update(plans, a[None], np.full((1, 21), 0.45), (640, 480))  # weak, still alive
     assert tr.tracks[0].weak and tr.should_detect()
-    plans = tr.plan([_det(a)])
+    plans = tr.plan([_det(a, score=0.4)])  # a detection too weak to vouch for the hand
     assert plans[0].detection is not None and plans[0].track is tr.tracks[0]  # re-seeded
     alive = tr.update(plans, a[None], np.full((1, 21), 0.1), (640, 480))
     assert alive == [] and tr.tracks == [] and tr.should_detect()
+
+
+def test_a_confident_detection_vouches_for_the_hand_on_its_frame():
+    tr = HandTracker(max_hands=1, min_confidence=0.3, redetect_confidence=0.3,
+                     detection_presence=0.5)
+    tr.should_detect()
+    a = _uv(300)
+    low = np.full((1, 21), 0.1)  # the network doubts the crop; the detector (0.9) does not
+    alive = tr.update(tr.plan([_det(a, score=0.9)]), a[None], low, (640, 480))
+    assert [t.track_id for _, t in alive] == [0] and not tr.tracks[0].weak
+    assert not tr.should_detect()  # no detector on the next frame: the keypoint crop decides
+    off = HandTracker(max_hands=1, detection_presence=1.01)  # the network alone decides
+    off.should_detect()
+    assert off.update(off.plan([_det(a, score=0.9)]), a[None], low, (640, 480)) == []
+
+
+def test_a_doubtful_track_is_held_and_reseeded_on_the_same_frame():
+    tr = HandTracker(max_hands=2, min_confidence=0.3, redetect_confidence=0.3)
+    tr.should_detect()
+    a, b = _uv(200), _uv(450)
+    tr.update(tr.plan([_det(a)]), a[None], np.full((1, 21), 0.9), (640, 480))
+    track = tr.tracks[0]
+    tr.should_detect()
+    plans = tr.plan(None)
+    alive = tr.update(plans, (a + 4.0)[None], np.full((1, 21), 0.1), (640, 480))
+    assert alive == [] and tr.tracks == [track] and track.held and track.weak
+    np.testing.assert_allclose(track.uv, a)  # the doubtful keypoints are not taken
+    again = tr.reseed([_det(b, 0.8), _det(a + 2.0, 0.95)])  # its hand, and a new one
+    assert [p.track for p in again] == [track, None]
+    assert all(p.detection is not None for p in again)
+    alive = tr.update(again, np.stack([a, b]), np.full((2, 21), 0.9), (640, 480))
+    assert [t.track_id for _, t in alive] == [0, 1] and not track.held  # same ID kept
+    assert not tr.should_detect()  # both slots full, nobody weak
+    # held again, and this time the detector does not see it: lost
+    tr.update(tr.plan(None), np.stack([a, b]), np.array([[0.1] * 21, [0.9] * 21]),
+              (640, 480))
+    assert [t.track_id for t in tr.tracks] == [1, 0] and tr.tracks[1].held
+    assert tr.reseed([]) == [] and [t.track_id for t in tr.tracks] == [1]
+    # a held track the next frame's detector does not find is dropped by plan too
+    tr.update(tr.plan(None), b[None], np.full((1, 21), 0.1), (640, 480))
+    assert tr.should_detect() and tr.plan([]) == [] and tr.tracks == []
 
 
 def test_collapsed_or_outside_keypoints_lose_the_track_and_duplicates_merge():
@@ -167,6 +208,8 @@ def test_bad_arguments():
         HandTracker(detect_every=0)
     with pytest.raises(ValueError, match="min_confidence"):
         HandTracker(min_confidence=0.8, redetect_confidence=0.5)
+    with pytest.raises(ValueError, match="detection_presence"):
+        HandTracker(detection_presence=-0.1)
     tr = HandTracker()
     with pytest.raises(ValueError, match="uv must be"):
         tr.update([], np.zeros((1, 21, 2)), np.zeros((1, 21)), (640, 480))
