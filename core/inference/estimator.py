@@ -124,6 +124,8 @@ class HandPoseEstimator:
             an earlier shipped model, whose median confidence on a real hand was ~0.4, 0.5
             re-ran the palm detector on 350 of 400 frames (64 vs 109 frames/s in
             benchmarks/pipeline.py).
+        detection_presence: a palm detection scoring at least this vouches for its hand on
+            that frame whatever the network's confidence (see the tracker).
         use_depth: lift with the depth map when a frame has one.
         detector: an object with ``detect(rgb) -> [HandDetection]`` (default: MediaPipe's
             palm detector, :class:`~handpose.core.inference.detector.PalmDetector`).
@@ -144,7 +146,8 @@ class HandPoseEstimator:
                  backend: str | PoseBackend = "auto", max_hands: int = 2, correct: bool = True,
                  smoothing: OneEuroParams | None = DEFAULT_SMOOTHING, hand_scale: Any = None,
                  fit_depth: bool = False, detect_every: int = 10, min_confidence: float = 0.3,
-                 redetect_confidence: float = 0.3, use_depth: bool = True,
+                 redetect_confidence: float = 0.3, detection_presence: float = 0.8,
+                 use_depth: bool = True,
                  detector: Any = None, threads: int | None = None,
                  fit_params: DepthFitParams | None = None,
                  cache_dir: str | PathLike[str] | None = None, precision: str = "auto",
@@ -156,7 +159,8 @@ class HandPoseEstimator:
         self._options = dict(max_hands=max_hands, correct=correct, smoothing=smoothing,
                              hand_scale=hand_scale, fit_depth=fit_depth,
                              detect_every=detect_every, min_confidence=min_confidence,
-                             redetect_confidence=redetect_confidence, use_depth=use_depth,
+                             redetect_confidence=redetect_confidence,
+                             detection_presence=detection_presence, use_depth=use_depth,
                              fit_params=fit_params)
         self.correct = bool(correct)
         self.smoothing = smoothing
@@ -179,7 +183,8 @@ class HandPoseEstimator:
             self.backend = backend
         self.tracker = HandTracker(
             max_hands=max_hands, detect_every=detect_every, min_confidence=min_confidence,
-            redetect_confidence=redetect_confidence, out_size=self.backend.input_size,
+            redetect_confidence=redetect_confidence, detection_presence=detection_presence,
+            out_size=self.backend.input_size,
             filter_factory=(lambda: OneEuroFilter(smoothing)) if smoothing else None)
         self._owns_detector = detector is None
         if detector is None:
