@@ -135,6 +135,8 @@ def test_teacher_labels_on_a_user_session_without_synthetic_data(tmp_path: Path,
     assert rounds[0]["confident_share"] == pytest.approx(sum(x >= 0.9 for x in scores) / 8)
     assert rounds[1]["label_change_mean"] == 0.0
     assert load_checkpoint(run / "model.pt").meta.training["init_kind"] == "none"
+    # the error output also learns against the teacher's labels on the real frames
+    assert all(np.isfinite(m["train/confidence_unl"]) for m in _metrics(run))
     # a second run finds every label in the cache (no MediaPipe call): same labels
     assert main([*argv[:-2], f"out={tmp_path / 'again'}", "train.steps=2"]) == 0
     assert len(files[0].read_text().splitlines()) == 9

@@ -288,6 +288,13 @@ class SemiHandRecipe(PoseRecipe):
                 terms["unsup"] = ((fc * t1 + gate2 * t2) * valid).mean()
                 terms["confident_share"] = fc.mean()
                 total = total + c.pseudo.weight * terms["unsup"]
+                if c.pseudo.source == "teacher" and lw.confidence > 0 and "uv_error" in uo:
+                    # MediaPipe's labels are near-true on real photos: the error output learns
+                    # the network's real errors, not only its synthetic ones
+                    m = (fc * valid)[:, None].expand_as(uo["uv_error"])
+                    terms["confidence_unl"] = confidence_l1(uo["uv_error"], uo["uv"], p_uv, s,
+                                                            mask=m)
+                    total = total + lw.confidence * terms["confidence_unl"]
             cons = zero
             if lw.view:
                 base = {k: v.float() for k, v in base.items()}

@@ -26,7 +26,8 @@ class LossSpec:
         consistency: lambda_c, weight of L_cons (0.1).
         view, cross_modal: switch the two consistency terms.
         view_detach: stop the gradient through T(f(x)) *(choose)*.
-        confidence: weight of the regression head's confidence term on labelled crops.
+        confidence: weight of the regression head's confidence term on labelled crops and,
+            with the teacher's pseudo-labels, on the confident unlabelled ones.
         circle_sharpness: edge width of the rendered circle mask, mask pixels.
     """
 
