@@ -46,7 +46,8 @@ from .backends import PoseBackend, load_backend
 from .depth_lift import depth_scale_and_root
 from .filters import OneEuroFilter, OneEuroParams
 from .fitting import DepthFitParams, fit_to_depth
-from .tracker import HandTracker, chirality_margin
+from .handedness import chirality_margin
+from .tracker import HandTracker
 
 __all__ = [
     "HandPoseEstimator",

@@ -16,28 +16,26 @@ The tracker decides, frame by frame, where the pose network looks (MediaPipe's s
   track, re-seeds its crop (same ID). The remaining detections (non-maximum suppressed) start
   new tracks in the free slots. After the network, a track whose keypoints collapsed or whose
   centre left the image is lost; of two tracks that converged on one hand, the younger is
-  dropped. A track whose mean joint confidence fell below ``min_confidence`` is *held*: not
-  reported on that frame, and on the next one (which runs the detector) either re-seeded by an
-  overlapping detection, keeping its ID, vote and filter, or lost. A crop seeded by a detection
-  scoring at least ``detection_presence`` holds a hand whatever the network's confidence.
+  dropped. A track whose mean joint confidence fell below ``min_confidence`` is *held*: the
+  detector looks again (on the same frame through :meth:`HandTracker.reseed` when it had not
+  run yet, else on the next) and an overlapping detection re-seeds the track, keeping its ID,
+  vote and filter; without one it is lost. A crop seeded by a detection scoring at least
+  ``detection_presence`` holds a hand whatever the network's confidence.
 * **IDs.** Each new track gets the next integer. A hand that leaves the image and comes back
   gets a NEW ID: without an appearance model a re-entering hand cannot be told from another one.
-* **Handedness** is voted over the track (:class:`HandednessVote`) from the chirality of each
-  frame's 3D pose (:func:`chirality_margin`): how much less the pose violates the
+* **Handedness** is voted over the track (:class:`~.handedness.HandednessVote`) from the chirality of each
+  frame's 3D pose (:func:`~.handedness.chirality_margin`): how much less the pose violates the
   biomechanical constraints as a right hand than as its mirror image, a left hand.
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..biomech.constraints import limits_for, total_excess_right
-from ..biomech.frames import mirror_x
 from ..geometry.crop import (
     DEFAULT_CROP_SIZE,
     DEFAULT_MARGIN,
@@ -45,17 +43,15 @@ from ..geometry.crop import (
     square_crop_affine,
     upright_rotation,
 )
-from ..handmodel import HandModel
 from ..skeleton import NUM_JOINTS
 from .detector import HandDetection
 from .filters import OneEuroFilter
+from .handedness import HandednessVote
 
 __all__ = [
     "upright_rotation",
     "keypoint_box",
     "box_iou",
-    "chirality_margin",
-    "HandednessVote",
     "Track",
     "CropPlan",
     "HandTracker",
@@ -88,93 +84,6 @@ def _contains(box: np.ndarray, point: Any) -> bool:
     return bool(box[0] <= x <= box[0] + box[2] and box[1] <= y <= box[1] + box[3])
 
 
-def chirality_margin(joints: Any, model: HandModel | None = None) -> np.ndarray:
-    """How much more plausible each pose is as a right hand than as a left hand.
-
-    ``total violation as a left hand - total violation as a right hand`` (the sum of all
-    biomechanical interval excesses, radians and ratios mixed, of the pose and of its mirror
-    image): positive = right hand. A flat hand is its own mirror image up to a rotation, so its
-    margin is near 0; flexed fingers make the chirality clear.
-
-    Args:
-        joints: (N, 21, 3) metres (any rigid frame; the camera frame).
-        model: hand model (default: the shipped one).
-
-    Returns:
-        (N,) float64.
-    """
-    j = np.asarray(joints, dtype=np.float64)
-    if j.ndim != 3 or j.shape[1:] != (NUM_JOINTS, 3):
-        raise ValueError(f"joints must have shape (N, 21, 3) metres; got {j.shape}")
-    if len(j) == 0:
-        return np.zeros(0)
-    both = np.asarray(total_excess_right(np.concatenate([j, mirror_x(j)]), limits_for(model)))
-    return np.asarray(both[len(j):] - both[:len(j)], dtype=np.float64)
-
-
-class HandednessVote:
-    """Handedness voted over a track.
-
-    Each frame votes ``tanh(margin / margin_scale)`` in (-1, 1) (positive = right), so frames
-    whose chirality is unclear (a flat hand, a noisy pose) count little. Votes are summed with
-    an exponential forgetting ``decay`` per frame (a long track can still flip if the evidence
-    changes, e.g. after an early mistake). ``p_right = (1 + S / W) / 2`` with S the decayed sum
-    of votes and W the decayed number of votes.
-
-    The chirality test costs about as much as the biomechanical correction, and a settled vote
-    changes slowly, so a track votes on each of its first ``warmup`` frames and then on every
-    ``every``-th (:meth:`wants_vote`); ``decay`` applies per vote.
-
-    Args:
-        margin_scale: margin (see :func:`chirality_margin`) of a confident vote (*choose*:
-            0.2, about 11 degrees of joint-limit excess).
-        decay: forgetting factor per vote in (0, 1].
-        warmup: frames of a new track that all vote (>= 1).
-        every: after the warm-up, one frame in ``every`` votes (>= 1; 1 = every frame).
-    """
-
-    def __init__(self, margin_scale: float = 0.2, decay: float = 0.97, warmup: int = 10,
-                 every: int = 4) -> None:
-        if not margin_scale > 0:
-            raise ValueError(f"margin_scale must be > 0; got {margin_scale}")
-        if not 0 < decay <= 1:
-            raise ValueError(f"decay must be in (0, 1]; got {decay}")
-        if warmup < 1 or every < 1:
-            raise ValueError(f"warmup and every must be >= 1; got {warmup}, {every}")
-        self.margin_scale = float(margin_scale)
-        self.decay = float(decay)
-        self.warmup, self.every = int(warmup), int(every)
-        self._sum = 0.0
-        self._weight = 0.0
-
-    def wants_vote(self, age: int) -> bool:
-        """Whether frame ``age`` (1 = the track's first frame) of the track votes."""
-        return age <= self.warmup or (age - self.warmup) % self.every == 0
-
-    def update(self, margin: float) -> None:
-        """Add one frame's chirality margin (NaN is ignored)."""
-        if not math.isfinite(margin):
-            return
-        self._sum = self.decay * self._sum + math.tanh(margin / self.margin_scale)
-        self._weight = self.decay * self._weight + 1.0
-
-    @property
-    def p_right(self) -> float:
-        """Probability-like score in [0, 1] that the hand is a right hand (0.5: no evidence)."""
-        return 0.5 if self._weight == 0 else 0.5 * (1.0 + self._sum / self._weight)
-
-    @property
-    def handedness(self) -> str:
-        """"right" or "left" (ties: "right")."""
-        return "right" if self.p_right >= 0.5 else "left"
-
-    @property
-    def score(self) -> float:
-        """Confidence of :attr:`handedness` in [0.5, 1]."""
-        p = self.p_right
-        return max(p, 1.0 - p)
-
-
 @dataclass
 class Track:
     """One tracked hand (mutable state, owned by :class:`HandTracker`).
@@ -191,8 +100,9 @@ class Track:
         joint_filter: One Euro filter of the 3D joints (None when filtering is off).
         scales: recent reference-bone lengths measured from depth (metres).
         seed: a detection to take the next crop from (re-seeding a weak track).
-        held: the last confidence was below ``min_confidence``: not reported, kept for one
-            frame in which an overlapping detection re-seeds it, else it is lost.
+        held: the last confidence was below ``min_confidence``: not reported; the next
+            detection (same frame through :meth:`HandTracker.reseed`, or the next frame)
+            re-seeds it if it overlaps, else it is lost.
     """
 
     track_id: int
@@ -245,8 +155,9 @@ class HandTracker:
         min_box_px: a keypoint box smaller than this (pixels) is lost.
         detection_presence: a crop seeded on this frame by a palm detection scoring at least
             this holds a hand even when the network's confidence is below ``min_confidence``
-            (the detector vouches for the hand on the frame it ran; the track stays weak, so
-            the next frame detects again). Above 1: the network's confidence alone decides.
+            (the detector vouches for the hand on the frame it ran; the next frame's keypoint
+            crop must convince the network, else the track is held). Above 1: the network's
+            confidence alone decides.
             0.8: on real_eval_hgc the palm detector scored 0.84-0.98 on most hands the shipped
             network doubted; its false positives score lower.
         filter_factory: makes a One Euro filter for a new track's joints (None: no filtering).
@@ -330,16 +241,12 @@ class HandTracker:
         if detections is not None:
             self._since_detect = 0
             self._force_detect = False
-            boxes = [t.box for t in self.tracks]
-            for det in sorted(detections, key=lambda d: -d.score):
-                owners = [i for i, b in enumerate(boxes) if self._matches(det, b)]
-                for i in owners:
-                    if self.tracks[i].weak and self.tracks[i].seed is None:
-                        self.tracks[i].seed = det
-                if owners or any(box_iou(det.box(), f.box()) > self.iou_threshold
-                                 for f in fresh):
-                    continue
-                fresh.append(det)
+            ranked = sorted(detections, key=lambda d: -d.score)
+            for det in ranked:  # the best overlapping detection re-seeds a weak track
+                for t in self.tracks:
+                    if t.weak and t.seed is None and self._matches(det, t.box):
+                        t.seed = det
+            fresh = self._new_hands(ranked)
         self.tracks = [t for t in self.tracks if not t.held or t.seed is not None]
         plans = []
         for t in self.tracks:
@@ -348,10 +255,20 @@ class HandTracker:
                 t.seed = None
             else:
                 plans.append(CropPlan(self.track_affine(t), t, None))
-        free = self.max_hands - len(self.tracks)
-        for det in fresh[:max(free, 0)]:
-            plans.append(CropPlan(self.detection_affine(det), None, det))
-        return plans
+        return plans + self._new_hand_plans(fresh)
+
+    def _new_hands(self, ranked: list[HandDetection]) -> list[HandDetection]:
+        """The detections (best first) that overlap no track nor a better detection."""
+        fresh: list[HandDetection] = []
+        for det in ranked:
+            if not any(self._matches(det, t.box) for t in self.tracks) and not any(
+                    box_iou(det.box(), f.box()) > self.iou_threshold for f in fresh):
+                fresh.append(det)
+        return fresh
+
+    def _new_hand_plans(self, fresh: list[HandDetection]) -> list[CropPlan]:
+        free = max(self.max_hands - len(self.tracks), 0)
+        return [CropPlan(self.detection_affine(d), None, d) for d in fresh[:free]]
 
     def reseed(self, detections: list[HandDetection]) -> list[CropPlan]:
         """A second pass on the same frame for the tracks held by :meth:`update`.
@@ -379,14 +296,7 @@ class HandTracker:
                 plans.append(CropPlan(self.detection_affine(det), t, det))
             keep.append(t)
         self.tracks = keep
-        fresh: list[HandDetection] = []
-        for det in ranked:
-            if not any(self._matches(det, t.box) for t in keep) and not any(
-                    box_iou(det.box(), f.box()) > self.iou_threshold for f in fresh):
-                fresh.append(det)
-        free = self.max_hands - len(keep)
-        plans += [CropPlan(self.detection_affine(d), None, d) for d in fresh[:max(free, 0)]]
-        return plans
+        return plans + self._new_hand_plans(self._new_hands(ranked))
 
     def _in_view(self, uv: np.ndarray, frame_size: tuple[int, int]) -> bool:
         """Finite keypoints, a box of at least ``min_box_px``, its centre in the image."""

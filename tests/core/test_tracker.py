@@ -1,4 +1,5 @@
-"""Tracker: crop rotation, boxes, chirality, handedness votes, detection schedule, association."""
+"""Tracker: crop rotation, boxes, chirality, handedness votes, detection schedule, association,
+held tracks."""
 
 from __future__ import annotations
 
@@ -8,14 +9,8 @@ from pipeline_oracle import K_TRUE, place_hand
 
 from handpose.core.geometry import apply_affine, crop_from_keypoints, project
 from handpose.core.inference.detector import HandDetection
-from handpose.core.inference.tracker import (
-    HandednessVote,
-    HandTracker,
-    box_iou,
-    chirality_margin,
-    keypoint_box,
-    upright_rotation,
-)
+from handpose.core.inference.handedness import HandednessVote, chirality_margin
+from handpose.core.inference.tracker import HandTracker, box_iou, keypoint_box, upright_rotation
 
 
 @pytest.mark.parametrize("roll", [-2.5, -1.0, 0.0, 0.4, 1.3, 3.0])
