@@ -23,9 +23,10 @@ The tracker decides, frame by frame, where the pose network looks (MediaPipe's s
   ``detection_presence`` holds a hand whatever the network's confidence.
 * **IDs.** Each new track gets the next integer. A hand that leaves the image and comes back
   gets a NEW ID: without an appearance model a re-entering hand cannot be told from another one.
-* **Handedness** is voted over the track (:class:`~.handedness.HandednessVote`) from the chirality of each
-  frame's 3D pose (:func:`~.handedness.chirality_margin`): how much less the pose violates the
-  biomechanical constraints as a right hand than as its mirror image, a left hand.
+* **Handedness** is voted over the track (:class:`~.handedness.HandednessVote`) from the
+  chirality of each frame's 3D pose (:func:`~.handedness.chirality_margin`): how much less the
+  pose violates the biomechanical constraints as a right hand than as its mirror image, a left
+  hand.
 """
 
 from __future__ import annotations
