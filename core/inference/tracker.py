@@ -243,10 +243,9 @@ class HandTracker:
             self._since_detect = 0
             self._force_detect = False
             ranked = sorted(detections, key=lambda d: -d.score)
-            for det in ranked:  # the best overlapping detection re-seeds a weak track
-                for t in self.tracks:
-                    if t.weak and t.seed is None and self._matches(det, t.box):
-                        t.seed = det
+            for t in self.tracks:
+                if t.weak:
+                    t.seed = self._best_detection(t, ranked)
             fresh = self._new_hands(ranked)
         self.tracks = [t for t in self.tracks if not t.held or t.seed is not None]
         plans = []
@@ -257,6 +256,11 @@ class HandTracker:
             else:
                 plans.append(CropPlan(self.track_affine(t), t, None))
         return plans + self._new_hand_plans(fresh)
+
+    def _best_detection(self, track: Track, ranked: list[HandDetection]
+                        ) -> HandDetection | None:
+        """The best-scoring detection of ``ranked`` (best first) overlapping the track."""
+        return next((d for d in ranked if self._matches(d, track.box)), None)
 
     def _new_hands(self, ranked: list[HandDetection]) -> list[HandDetection]:
         """The detections (best first) that overlap no track nor a better detection."""
@@ -290,10 +294,9 @@ class HandTracker:
         plans, keep = [], []
         for t in self.tracks:
             if t.held:
-                det = next((d for d in ranked if self._matches(d, t.box)), None)
+                det = self._best_detection(t, ranked)
                 if det is None:
                     continue
-                t.seed = None
                 plans.append(CropPlan(self.detection_affine(det), t, det))
             keep.append(t)
         self.tracks = keep
@@ -345,7 +348,7 @@ class HandTracker:
                 track = plan.track
                 if not (seen and confident):
                     self._force_detect = True  # look for the hand again at once
-                    if seen and plan.detection is None and not track.held:
+                    if seen and plan.detection is None:
                         track.held = track.weak = True  # the detector may re-seed it
                         held.append(track)
                     continue
