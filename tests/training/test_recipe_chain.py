@@ -26,21 +26,27 @@ def test_default_chain_end_to_end(tmp_path: Path) -> None:
             "stage_preset=tiny", f"out={out}", f"model_out={tmp_path / 'default.pt'}",
             # the stick-figure images hold no real hand for MediaPipe: pseudo-labels from the
             # fine-tuned network instead of the teacher
-            'semihand=["pseudo.source=model"]']
+            'semihand=["pseudo.source=model"]', 'refine=["pseudo.source=model", "train.lr=1e-4"]']
     assert main(argv) == 0
-    for stage in ("pretrain", "finetune", "semihand"):
+    for stage in ("pretrain", "finetune", "semihand", "refine"):
         info = json.loads((out / stage / "stage.json").read_text())
         assert info["stage"] == stage and info["wall_s"] >= 0
-    # the stages are wired: finetune starts from the PeCLR encoder, semihand from finetune
+    # the stages are wired: finetune starts from the PeCLR encoder, semihand from finetune,
+    # refine (the SemiHand recipe again, its own overrides) from semihand
     ft = json.loads((out / "finetune" / "config.json").read_text())["config"]
     assert ft["init"] == str(out / "pretrain" / "model.pt") and ft["data"]["upright"]
     sh = json.loads((out / "semihand" / "config.json").read_text())["config"]
     assert sh["init"] == str(out / "finetune" / "model.pt") and sh["unlabelled"]["upright"]
+    rf = json.loads((out / "refine" / "config.json").read_text())
+    assert rf["recipe"] == "semihand" and rf["config"]["init"] == str(out / "semihand" / "model.pt")
+    assert rf["config"]["train"]["lr"] == 1e-4 != sh["train"]["lr"]
+    assert rf["config"]["unlabelled"] == sh["unlabelled"]
 
     model, meta = load_checkpoint(tmp_path / "default.pt")
     assert meta.dtype == "float16" and meta.input_size == 64
     assert meta.training["recipe"] == "recipe/default"
-    assert [s["stage"] for s in meta.training["stages"]] == ["pretrain", "finetune", "semihand"]
+    assert [s["stage"] for s in meta.training["stages"]] == ["pretrain", "finetune", "semihand",
+                                                             "refine"]
     assert {"real_eval/pa_epe_mm", "synthetic_test/pck_2d@0.2"} <= set(meta.metrics)
     # the confidence was calibrated, and the shipped file rebuilds the calibrated head
     cal = meta.training["confidence_calibration"]
@@ -49,7 +55,9 @@ def test_default_chain_end_to_end(tmp_path: Path) -> None:
     assert meta.arch["kwargs"]["error_scale"] == cal["error_scale"]
     card = (tmp_path / "default.md").read_text()
     assert "MediaPipe Hands" in card and "| semihand |" in card
-    assert """'semihand=["pseudo.source=model"]'""" in card  # the command that made it
+    # the command that made it
+    assert """'semihand=["pseudo.source=model"]'""" in card and "| refine |" in card
+    assert """'stages=["pretrain", "finetune", "semihand", "refine"]'""" in card
     assert f"error_scale was set {cal['error_scale_before']} -> {cal['error_scale']}" in card
     # the int8 model sits next to the checkpoint, names it, and is what the tracker runs
     int8 = OnnxPoseNet(tmp_path / "default.int8.onnx")
@@ -63,9 +71,9 @@ def test_default_chain_end_to_end(tmp_path: Path) -> None:
     assert 0 <= mp["real_eval/pck_2d@0.2"] <= mp["real_eval/detected"] + 1e-9
 
     # a second run finds every stage done and only re-evaluates
-    before = (out / "semihand" / "model.pt").stat().st_mtime_ns
+    before = (out / "refine" / "model.pt").stat().st_mtime_ns
     assert main(argv) == 0
-    assert (out / "semihand" / "model.pt").stat().st_mtime_ns == before
+    assert (out / "refine" / "model.pt").stat().st_mtime_ns == before
 
 
 def test_bad_chain_configs_fail_before_training(tmp_path: Path) -> None:

@@ -9,7 +9,11 @@ The chain runs the stage recipes in order, each with its own preset section
    them, from the PeCLR encoder;
 3. ``semihand`` — SemiHand rounds on the real photos: pseudo-labels from the MediaPipe teacher
    (or the network), biomechanically corrected, confidence-gated, with the labelled synthetic
-   crops, from the fine-tuned network.
+   crops, from the fine-tuned network;
+4. ``refine`` — the SemiHand recipe once more (its preset section, the same wiring), from the
+   SemiHand stage's network with its own overrides: a second cosine cycle on the same
+   teacher labels, typically at a lower learning rate, when the first one ended still
+   improving.
 
 Every stage writes its own run folder under the chain's folder and resumes where it stopped
 (``train.resume=auto``); a finished stage (its ``model.pt`` exists) is not run again. The last
@@ -46,7 +50,11 @@ from .model_card import evaluate_card, evaluate_onnx, write_model_card
 __all__ = ["Config", "STAGES", "check", "run", "stage_overrides"]
 
 #: The stages of the ``default`` chain, in order.
-STAGES = ("pretrain", "finetune", "semihand")
+STAGES = ("pretrain", "finetune", "semihand", "refine")
+
+#: The training recipe each stage runs (and the preset section it starts from).
+RECIPE_OF = {"pretrain": "pretrain", "finetune": "finetune", "semihand": "semihand",
+             "refine": "semihand"}
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,7 @@ class Config:
         stages: which stages to run (a subset of STAGES, in order).
         input_size: crop side of the network (pixels). depth: ResNet depth.
         teacher_cache: folder of the MediaPipe teacher's label cache ("" = in the run).
-        pretrain, finetune, semihand: extra ``key=value`` overrides of each stage.
+        pretrain, finetune, semihand, refine: extra ``key=value`` overrides of each stage.
         model_out: where to write the final checkpoint ("" = <run>/default.pt); the model
             card is written next to it with the suffix ``.md``.
         dtype: weights of the final checkpoint ("float16" to ship).
@@ -90,6 +98,7 @@ class Config:
     pretrain: tuple[str, ...] = ()
     finetune: tuple[str, ...] = ()
     semihand: tuple[str, ...] = ()
+    refine: tuple[str, ...] = ()
     model_out: str = ""
     dtype: Literal["float16", "float32"] = "float16"
     card_limit: int = 0
@@ -125,7 +134,7 @@ def stage_overrides(cfg: Config, stage: str, run_dir: Path, prev_model: str) -> 
                 f"input_size={cfg.input_size}"]
         if cfg.synthetic_test:
             out += [f"val.root={cfg.synthetic_test}", "val.upright=true", "val.limit=500"]
-    else:
+    else:  # semihand, refine
         out += [f"labelled.root={cfg.synthetic}", "labelled.upright=true",
                 f"unlabelled.root={cfg.real}", "unlabelled.upright=true",
                 f"input_size={cfg.input_size}", "pseudo.source=teacher"]
@@ -152,10 +161,10 @@ def check(cfg: Config) -> None:
         if getattr(cfg, key):
             require_path(getattr(cfg, key), key)
     for k, stage in enumerate(cfg.stages):  # fail before any training on a bad override
-        module = get_recipe(stage).load()
+        module = get_recipe(RECIPE_OF[stage]).load()
         prev = "" if k == 0 else "previous-stage/model.pt"
         try:
-            resolve_config(module.Config, stage, cfg.stage_preset,
+            resolve_config(module.Config, RECIPE_OF[stage], cfg.stage_preset,
                            stage_overrides(cfg, stage, Path("runs/check"), prev))
         except ConfigError as e:
             raise ConfigError(f"stage {stage}: {e}") from e
@@ -168,13 +177,12 @@ def _run_stage(cfg: Config, stage: str, run_dir: Path, prev: str) -> tuple[str, 
         info = json.loads(done.read_text())
         print(f"recipe {cfg.name}: {stage} already done ({stage_dir / 'model.pt'})")
         return str(stage_dir / "model.pt"), info
-    entry = get_recipe(stage)
-    module = entry.load()
-    scfg = resolve_config(module.Config, stage, cfg.stage_preset,
+    module = get_recipe(RECIPE_OF[stage]).load()
+    scfg = resolve_config(module.Config, RECIPE_OF[stage], cfg.stage_preset,
                           stage_overrides(cfg, stage, run_dir, prev))
     if hasattr(module, "check"):
         module.check(scfg)
-    save_config(scfg, stage, stage_dir)
+    save_config(scfg, RECIPE_OF[stage], stage_dir)
     t0 = time.time()
     result = module.run(scfg, stage_dir) or {}
     info = {"stage": stage, "wall_s": round(time.time() - t0, 1),

@@ -176,8 +176,10 @@ def write_model_card(path: Path, checkpoint: Path, training: dict[str, Any],
     for s in training["stages"]:
         lines.append(f"| {s['stage']} | {s['steps']} | {s['wall_s'] / 60:.1f} min |")
     lines += [f"| total | | {training['wall_s'] / 60:.1f} min |", ""]
-    overrides = [f"  '{stage}={json.dumps(list(cfg[stage]))}'" for stage in ("pretrain",
-                 "finetune", "semihand") if cfg.get(stage)]
+    ran = [s["stage"] for s in training["stages"]]
+    overrides = [f"  'stages={json.dumps(ran)}'"]  # explicit: the default set may change
+    overrides += [f"  '{stage}={json.dumps(list(cfg[stage]))}'" for stage in ran
+                  if cfg.get(stage)]
     lines += ["Command (the stages' own settings: the stage preset plus these overrides):", "",
               "```", f"handpose-train recipe {cfg['name']} --preset {cfg['stage_preset']} "
               f"synthetic={cfg['synthetic']} synthetic_test={cfg['synthetic_test']} "
