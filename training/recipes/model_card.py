@@ -121,7 +121,7 @@ def evaluate_card(model: nn.Module, meta: CheckpointMeta, *, synthetic_test: str
 _ROWS = [("pck_2d@0.2", "2D PCK@0.2 of the hand box", "{:.3f}"),
          ("epe_2d_px", "2D EPE (px)", "{:.2f}"),
          ("pa_epe_mm", "3D PA-EPE (mm)", "{:.2f}"),
-         ("epe_mm", "3D EPE, true root and scale (mm)", "{:.2f}"),
+         ("epe_mm", "3D EPE, true bone length, root depth solved (mm)", "{:.2f}"),
          ("pa_auc", "PA-AUC 0-50 mm", "{:.3f}")]
 
 
