@@ -100,7 +100,6 @@ class Track:
         vote: the handedness vote.
         joint_filter: One Euro filter of the 3D joints (None when filtering is off).
         scales: recent reference-bone lengths measured from depth (metres).
-        seed: a detection to take the next crop from (re-seeding a weak track).
         held: the last confidence was below ``min_confidence``: not reported; the next
             detection (same frame through :meth:`HandTracker.reseed`, or the next frame)
             re-seeds it if it overlaps, else it is lost.
@@ -114,7 +113,6 @@ class Track:
     vote: HandednessVote = field(default_factory=HandednessVote)
     joint_filter: OneEuroFilter | None = None
     scales: deque[float] = field(default_factory=lambda: deque(maxlen=30))
-    seed: HandDetection | None = None
     held: bool = False
 
     @property
@@ -239,22 +237,22 @@ class HandTracker:
             the crops, tracks first (in track order), new hands after.
         """
         fresh: list[HandDetection] = []
+        seeds: dict[int, HandDetection] = {}  # track ID -> the detection re-seeding it
         if detections is not None:
             self._since_detect = 0
             self._force_detect = False
             ranked = sorted(detections, key=lambda d: -d.score)
             for t in self.tracks:
-                if t.weak:
-                    t.seed = self._best_detection(t, ranked)
+                det = self._best_detection(t, ranked) if t.weak else None
+                if det is not None:
+                    seeds[t.track_id] = det
             fresh = self._new_hands(ranked)
-        self.tracks = [t for t in self.tracks if not t.held or t.seed is not None]
+        self.tracks = [t for t in self.tracks if not t.held or t.track_id in seeds]
         plans = []
         for t in self.tracks:
-            if t.seed is not None:
-                plans.append(CropPlan(self.detection_affine(t.seed), t, t.seed))
-                t.seed = None
-            else:
-                plans.append(CropPlan(self.track_affine(t), t, None))
+            det = seeds.get(t.track_id)
+            plans.append(CropPlan(self.track_affine(t), t, None) if det is None
+                         else CropPlan(self.detection_affine(det), t, det))
         return plans + self._new_hand_plans(fresh)
 
     def _best_detection(self, track: Track, ranked: list[HandDetection]
