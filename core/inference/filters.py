@@ -10,7 +10,11 @@ For a signal x sampled at times t, with dt = t_i - t_{i-1}:
 
 Low ``min_cutoff`` removes jitter when the hand is still; ``beta`` raises the cutoff with
 speed so fast motion is not lagged. Every element of the array is filtered independently
-(e.g. the 63 coordinates of 21 joints in metres).
+(e.g. the 63 coordinates of 21 joints in metres), unless ``vector_axis`` makes the speed the
+Euclidean norm of the velocity over that axis (one cutoff per point, whatever the direction of
+its motion). A ``speed_scale`` per sample multiplies the speed before it sets the cutoff
+(MediaPipe's "value scale": e.g. 1 / the hand's size in pixels, so that ``beta`` is per hand
+size per second and the same motion is filtered alike near and far from the camera).
 """
 
 from __future__ import annotations
@@ -62,10 +66,20 @@ class OneEuroFilter:
     The first sample passes through unchanged. A timestamp that does not increase is treated
     as a repeated sample (returns the previous estimate). ``reset()`` forgets the state (use it
     when a track is lost, so a re-found hand does not glide in from its old place).
+
+    Args:
+        params: the tuning (default :class:`OneEuroParams`).
+        vector_axis: None: each element has its own speed and cutoff. An axis (e.g. -1 of
+            (21, 2) points): the speed is the norm of the velocity over that axis, shared by
+            the elements of each vector.
     """
 
-    def __init__(self, params: OneEuroParams | None = None) -> None:
+    def __init__(self, params: OneEuroParams | None = None, vector_axis: int | None = None
+                 ) -> None:
+        if vector_axis is not None and not isinstance(vector_axis, int):
+            raise ValueError(f"vector_axis must be an int axis or None; got {vector_axis!r}")
         self.params = params or OneEuroParams()
+        self.vector_axis = vector_axis
         self.reset()
 
     def reset(self) -> None:
@@ -74,12 +88,15 @@ class OneEuroFilter:
         self._dx: np.ndarray | None = None
         self._t: float | None = None
 
-    def __call__(self, x: np.ndarray, timestamp: float) -> np.ndarray:
+    def __call__(self, x: np.ndarray, timestamp: float, speed_scale: float = 1.0
+                 ) -> np.ndarray:
         """Filter one sample.
 
         Args:
             x: array of any fixed shape (e.g. (21, 3) metres); NaN is rejected.
             timestamp: seconds, increasing from call to call.
+            speed_scale: > 0, multiplies this sample's speed (units of x per second) before
+                it raises the cutoff; ``beta`` is then per (scaled unit / s).
 
         Returns:
             The filtered array, same shape, float64.
@@ -89,8 +106,13 @@ class OneEuroFilter:
             raise ValueError("OneEuroFilter: x contains NaN or infinity")
         if not math.isfinite(timestamp):
             raise ValueError(f"OneEuroFilter: timestamp must be finite; got {timestamp}")
+        if not (math.isfinite(speed_scale) and speed_scale > 0):
+            raise ValueError(f"OneEuroFilter: speed_scale must be a positive number; "
+                             f"got {speed_scale}")
         if self._x is None or self._t is None or self._dx is None:
-            self._x, self._dx, self._t = arr.copy(), np.zeros_like(arr), float(timestamp)
+            speed_shape = arr.shape if self.vector_axis is None else \
+                np.linalg.norm(arr, axis=self.vector_axis, keepdims=True).shape
+            self._x, self._dx, self._t = arr.copy(), np.zeros(speed_shape), float(timestamp)
             return arr.copy()
         if arr.shape != self._x.shape:
             raise ValueError(
@@ -101,7 +123,9 @@ class OneEuroFilter:
         if dt <= 0:
             return self._x.copy()
         p = self.params
-        dx = (arr - self._x) / dt
+        dx = (arr - self._x) * (speed_scale / dt)
+        if self.vector_axis is not None:
+            dx = np.linalg.norm(dx, axis=self.vector_axis, keepdims=True)
         a_d = _alpha(p.d_cutoff, dt)
         dx_hat = a_d * dx + (1.0 - a_d) * self._dx
         cutoff = p.min_cutoff + p.beta * np.abs(dx_hat)

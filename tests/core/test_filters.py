@@ -78,3 +78,47 @@ def test_reset_repeated_timestamps_and_bad_input() -> None:
         OneEuroParams(min_cutoff=0.0)
     with pytest.raises(ValueError, match="beta"):
         OneEuroParams(beta=-1.0)
+
+
+def test_speed_scale_equals_filtering_the_scaled_signal() -> None:
+    # With speed scale s, the cutoff sees the speed of s * x: the output is that of filtering
+    # s * x, divided by s (the filter is otherwise linear in x).
+    rng = np.random.default_rng(3)
+    ts = np.arange(40) / 30.0
+    xs = np.cumsum(rng.normal(0, 0.01, (40, 4)), 0)
+    p = OneEuroParams(min_cutoff=1.0, beta=7.0, d_cutoff=1.0)
+    scaled, plain = OneEuroFilter(p), OneEuroFilter(p)
+    for x, t in zip(xs, ts):
+        np.testing.assert_allclose(scaled(x, t, speed_scale=25.0), plain(25.0 * x, t) / 25.0,
+                                   atol=1e-12)
+
+
+def test_vector_speed_makes_the_filter_rotation_invariant() -> None:
+    # One cutoff per point from the norm of its velocity: a rotated trajectory gives the
+    # rotated output. Per-coordinate speeds do not (diagonal motion is filtered differently).
+    rng = np.random.default_rng(4)
+    ts = np.arange(30) / 30.0
+    xs = np.cumsum(rng.normal(0, 0.02, (30, 5, 2)), 0)
+    c, s = math.cos(0.7), math.sin(0.7)
+    R = np.array([[c, -s], [s, c]])
+    p = OneEuroParams(min_cutoff=1.0, beta=20.0)
+    for axis, invariant in ((-1, True), (None, False)):
+        f, g = OneEuroFilter(p, vector_axis=axis), OneEuroFilter(p, vector_axis=axis)
+        out = np.array([f(x, t) for x, t in zip(xs, ts)])
+        rot = np.array([g(x @ R.T, t) for x, t in zip(xs, ts)])
+        assert np.allclose(out @ R.T, rot, atol=1e-12) == invariant
+
+
+def test_vector_speed_matches_the_scalar_filter_along_one_axis() -> None:
+    ts = np.arange(30) / 30.0
+    xs = np.where(ts < 0.4, 0.0, 1.0)
+    f = OneEuroFilter(OneEuroParams(1.5, 5.0, 1.0), vector_axis=-1)
+    got = np.array([f(np.array([[0.0, x, 0.0]]), t)[0, 1] for x, t in zip(xs, ts)])
+    np.testing.assert_allclose(got, _reference(xs, ts, 1.5, 5.0, 1.0), atol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_bad_speed_scale_is_rejected(bad: float) -> None:
+    f = OneEuroFilter()
+    with pytest.raises(ValueError, match="speed_scale"):
+        f(np.zeros(3), 0.0, speed_scale=bad)
