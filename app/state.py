@@ -13,14 +13,13 @@ are parsed, and a bad value keeps the default and is reported, never raised.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 
-from handpose.core.inference.filters import OneEuroParams
+from handpose.core.inference.hand_filter import SMOOTHING_LEVELS, HandSmoothing
 from handpose.core.types import FrameResult
 
 from .stats import History, RateMeter
@@ -33,34 +32,13 @@ __all__ = [
     "AppState",
     "SMOOTHING_LEVELS",
     "PLOT_STAGES",
-    "smoothing_params",
     "choose_startup_spec",
 ]
 
-#: Named smoothing strengths of the View menu (0 = filter off).
-SMOOTHING_LEVELS: dict[str, float] = {"off": 0.0, "light": 0.25, "medium": 0.5,
-                                      "strong": 0.75, "maximum": 1.0}
 #: Pipeline stages plotted (the keys of ``FrameResult.timings_ms``; others are ignored).
 PLOT_STAGES: tuple[str, ...] = ("detect", "crop", "network", "track", "lift", "correct",
                                 "filter", "fit", "total")
-_DEFAULT_MIN_CUTOFF = 1.5  # Hz, the pipeline's default One Euro setting (strength 0.5)
-_BETA = 10.0
 _MAX_HANDS = 2
-
-
-def smoothing_params(strength: float) -> OneEuroParams | None:
-    """One Euro settings for a smoothing strength in [0, 1] (0 = no filter).
-
-    ``min_cutoff = 1.5 Hz * 4 ** (1 - 2 * strength)``: 6 Hz (light) at 0+, the pipeline's
-    default 1.5 Hz at 0.5, 0.375 Hz (smoothest) at 1; ``beta`` 10 s/m, ``d_cutoff`` 1 Hz.
-    """
-    s = float(strength)
-    if not (math.isfinite(s) and 0.0 <= s <= 1.0):
-        raise ValueError(f"strength must be in [0, 1]; got {strength!r}")
-    if s == 0.0:
-        return None
-    return OneEuroParams(min_cutoff=_DEFAULT_MIN_CUTOFF * 4.0 ** (1.0 - 2.0 * s), beta=_BETA,
-                         d_cutoff=1.0)
 
 
 def choose_startup_spec(cli_spec: str | None, camera_indices: list[int]) -> str:
@@ -88,7 +66,8 @@ class PipelineOptions:
 
     Attributes:
         correct: biomechanical correction on/off.
-        smoothing: One Euro strength in [0, 1] (:func:`smoothing_params`).
+        smoothing: strength in [0, 1] (:meth:`HandSmoothing.at_strength
+            <handpose.core.inference.hand_filter.HandSmoothing.at_strength>`; 0 = off).
         fit_depth: test-time sphere fit to the depth map (RGB-D sources).
         max_hands: at most this many hands (1 or 2).
         hand_length_m: the user's hand length (wrist crease to middle fingertip, metres) or
@@ -107,7 +86,7 @@ class PipelineOptions:
     show_recorded: bool = True
 
     def __post_init__(self) -> None:
-        smoothing_params(self.smoothing)  # validates
+        HandSmoothing.at_strength(self.smoothing)  # validates
         if self.max_hands not in (1, 2):
             raise ValueError(f"max_hands must be 1 or 2; got {self.max_hands!r}")
         if self.hand_length_m is not None and not 0.10 <= self.hand_length_m <= 0.30:
@@ -131,7 +110,7 @@ class PipelineOptions:
 
     def estimator_options(self) -> dict[str, Any]:
         """Keywords of ``HandPoseEstimator.with_options`` for these options."""
-        return {"correct": self.correct, "smoothing": smoothing_params(self.smoothing),
+        return {"correct": self.correct, "smoothing": HandSmoothing.at_strength(self.smoothing),
                 "fit_depth": self.fit_depth, "max_hands": self.max_hands,
                 "hand_scale": self.hand_scale()}
 

@@ -4,6 +4,7 @@ from .backends import PoseBackend, load_backend
 from .calibration import calibrate_hand_size, hand_scale_from_length
 from .estimator import STAGES, HandPoseEstimator
 from .filters import OneEuroFilter, OneEuroParams
+from .hand_filter import HandFilter, HandSmoothing
 
 __all__ = [
     "HandPoseEstimator",
@@ -14,4 +15,6 @@ __all__ = [
     "hand_scale_from_length",
     "OneEuroFilter",
     "OneEuroParams",
+    "HandFilter",
+    "HandSmoothing",
 ]

@@ -3,7 +3,7 @@
 ::
 
     Frame -> [palm detector, only when needed] -> crops (tracker) -> network (one batch)
-          -> uncrop -> lift to metric 3D -> correct_pose -> One Euro filter -> [depth fit]
+          -> uncrop -> lift to metric 3D -> correct_pose -> smoothing -> [depth fit]
           -> FrameResult (hands with track IDs, handedness, per-joint confidence; timings)
 
 Scale. The metric size of a hand is not observable from one RGB image: a hand twice as large
@@ -44,8 +44,8 @@ from ..skeleton import NUM_BONES, REFERENCE_BONE
 from ..types import Frame, FrameResult, HandPose
 from .backends import PoseBackend, load_backend
 from .depth_lift import depth_scale_and_root
-from .filters import OneEuroFilter, OneEuroParams
 from .fitting import DepthFitParams, fit_to_depth
+from .hand_filter import HandFilter, HandSmoothing
 from .handedness import chirality_margin
 from .tracker import HandTracker
 
@@ -61,8 +61,8 @@ __all__ = [
 #: "track" is the tracker's own work (crop planning, association, IDs).
 STAGES: tuple[str, ...] = ("detect", "crop", "network", "track", "lift", "correct", "filter",
                            "fit", "total")
-#: One Euro settings of the 3D joints (metres): 1.5 Hz when still, +10 Hz per m/s *(choose)*.
-DEFAULT_SMOOTHING = OneEuroParams(min_cutoff=1.5, beta=10.0, d_cutoff=1.0)
+#: Smoothing of each hand's 3D joints (:mod:`.hand_filter`: wrist pixel, wrist depth, pose).
+DEFAULT_SMOOTHING = HandSmoothing()
 #: How the default checkpoint is made (named in the error when it is missing).
 MAKE_DEFAULT_CHECKPOINT = (
     "it ships with handpose (assets/models); to make it again, render synthetic hands "
@@ -112,7 +112,8 @@ class HandPoseEstimator:
             ready :class:`~handpose.core.inference.backends.PoseBackend` object.
         max_hands: at most this many hands.
         correct: apply :func:`~handpose.core.biomech.correct_pose`.
-        smoothing: One Euro settings of the 3D joints, None for no filtering.
+        smoothing: :class:`~.hand_filter.HandSmoothing` of each hand's joints (e.g.
+            ``HandSmoothing.at_strength(0.75)``), None for no filtering.
         hand_scale: None (default adult hand), a size relative to it, or (20,) per-user bone
             lengths in metres (BONES order).
         fit_depth: refine poses against the frame's depth map (when it has one).
@@ -145,7 +146,7 @@ class HandPoseEstimator:
 
     def __init__(self, checkpoint: str | PathLike[str] | None = None, device: str = "auto",
                  backend: str | PoseBackend = "auto", max_hands: int = 2, correct: bool = True,
-                 smoothing: OneEuroParams | None = DEFAULT_SMOOTHING, hand_scale: Any = None,
+                 smoothing: HandSmoothing | None = DEFAULT_SMOOTHING, hand_scale: Any = None,
                  fit_depth: bool = False, detect_every: int = 10, min_confidence: float = 0.3,
                  redetect_confidence: float = 0.3, detection_presence: float = 0.8,
                  use_depth: bool = True,
@@ -153,8 +154,9 @@ class HandPoseEstimator:
                  fit_params: DepthFitParams | None = None,
                  cache_dir: str | PathLike[str] | None = None, precision: str = "auto",
                  calibration: Any = None) -> None:
-        if smoothing is not None and not isinstance(smoothing, OneEuroParams):
-            raise ValueError(f"smoothing must be OneEuroParams or None; got {smoothing!r}")
+        if smoothing is not None and not isinstance(smoothing, HandSmoothing):
+            raise ValueError("smoothing must be HandSmoothing (e.g. HandSmoothing.at_strength"
+                             f"(0.5)) or None; got {smoothing!r}")
         self.bone_lengths, self.scale, self.size_factor = _resolve_hand_scale(hand_scale)
         self._ref0 = load_hand_model().reference_bone_length
         self._options = dict(max_hands=max_hands, correct=correct, smoothing=smoothing,
@@ -186,7 +188,7 @@ class HandPoseEstimator:
             max_hands=max_hands, detect_every=detect_every, min_confidence=min_confidence,
             redetect_confidence=redetect_confidence, detection_presence=detection_presence,
             out_size=self.backend.input_size,
-            filter_factory=(lambda: OneEuroFilter(smoothing)) if smoothing else None)
+            filter_factory=(lambda: HandFilter(smoothing)) if smoothing else None)
         self._owns_detector = detector is None
         if detector is None:
             from .detector import PalmDetector
@@ -323,7 +325,7 @@ class HandPoseEstimator:
             conf = conf * np.exp(-moved / (0.5 * scales[:, None]))
         t0 = lap("correct", t0)
         if self.smoothing is not None:
-            joints = np.stack([t.joint_filter(j, t_now) if t.joint_filter is not None else j
+            joints = np.stack([j if t.joint_filter is None else t.joint_filter(j, frame.K, t_now)
                                for t, j in zip(tracks, joints)])
         t0 = lap("filter", t0)
         spheres: list[np.ndarray | None] = [None] * len(tracks)

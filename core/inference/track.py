@@ -3,8 +3,8 @@
 ::
 
     handpose-track SOURCE --out FILE.jsonl|.csv [--checkpoint PATH] [--max-hands N]
-                   [--no-correct] [--smoothing off|MIN_CUTOFF,BETA[,D_CUTOFF]] [--fit-depth]
-                   [--hand-length METRES] [--limit N] [--csv-layout joints|hands]
+                   [--no-correct] [--smoothing off|light|medium|strong|maximum|STRENGTH]
+                   [--fit-depth] [--hand-length METRES] [--limit N] [--csv-layout joints|hands]
                    [--backend auto|onnx|torch] [--precision auto|fp32|int8]
                    [--device auto|cpu|cuda] [--no-progress]
 
@@ -44,24 +44,21 @@ from typing import Any, TextIO
 import numpy as np
 
 from ..types import FrameResult
-from .filters import OneEuroParams
+from .hand_filter import SMOOTHING_LEVELS, HandSmoothing
 
 __all__ = ["main", "build_parser", "result_to_json", "Summary"]
 
 _PROG = "handpose-track"
 
 
-def _smoothing(text: str) -> OneEuroParams | None:
-    if text.lower() in ("off", "none", "0"):
-        return None
+def _smoothing(text: str) -> HandSmoothing | None:
+    level = SMOOTHING_LEVELS.get(text.strip().lower())
     try:
-        vals = [float(v) for v in text.split(",")]
-        if not 2 <= len(vals) <= 3:
-            raise ValueError
-        return OneEuroParams(*vals)
+        return HandSmoothing.at_strength(level if level is not None else float(text))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected 'off' or MIN_CUTOFF,BETA[,D_CUTOFF] (Hz, s/m, Hz); got {text!r}") from None
+            f"expected one of {', '.join(SMOOTHING_LEVELS)} or a strength in [0, 1] "
+            f"(0 = off, 0.5 = medium, the default); got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,9 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model checkpoint (.pt or .onnx; default: assets/models/default.pt)")
     p.add_argument("--max-hands", type=int, default=2, help="at most this many hands (2)")
     p.add_argument("--no-correct", action="store_true", help="skip biomechanical correction")
-    p.add_argument("--smoothing", type=_smoothing, default="1.5,10,1",
-                   help="One Euro filter of the 3D joints: off or MIN_CUTOFF,BETA[,D_CUTOFF] "
-                   "(default 1.5,10,1)")
+    p.add_argument("--smoothing", type=_smoothing, default="medium",
+                   help="temporal smoothing of the 3D joints: off, light, medium (default), "
+                   "strong, maximum, or a strength in [0, 1]")
     p.add_argument("--fit-depth", action="store_true",
                    help="refine poses against the depth map (RGB-D sources)")
     p.add_argument("--hand-length", type=float, default=None, metavar="METRES",

@@ -46,7 +46,7 @@ from ..geometry.crop import (
 )
 from ..skeleton import NUM_JOINTS
 from .detector import HandDetection
-from .filters import OneEuroFilter
+from .hand_filter import HandFilter
 from .handedness import HandednessVote
 
 __all__ = [
@@ -98,7 +98,7 @@ class Track:
         weak: the last confidence was below ``redetect_confidence`` on a crop no detection
             vouched for: re-detect next frame.
         vote: the handedness vote.
-        joint_filter: One Euro filter of the 3D joints (None when filtering is off).
+        joint_filter: the smoothing of the 3D joints (None when filtering is off).
         scales: recent reference-bone lengths measured from depth (metres).
         held: the last confidence was below ``min_confidence``: not reported; the next
             detection (same frame through :meth:`HandTracker.reseed`, or the next frame)
@@ -111,7 +111,7 @@ class Track:
     age: int = 0
     weak: bool = False
     vote: HandednessVote = field(default_factory=HandednessVote)
-    joint_filter: OneEuroFilter | None = None
+    joint_filter: HandFilter | None = None
     scales: deque[float] = field(default_factory=lambda: deque(maxlen=30))
     held: bool = False
 
@@ -159,7 +159,8 @@ class HandTracker:
             confidence alone decides.
             0.8: on real_eval_hgc the palm detector scored 0.84-0.98 on most hands the shipped
             network doubted; its false positives score lower.
-        filter_factory: makes a One Euro filter for a new track's joints (None: no filtering).
+        filter_factory: makes a :class:`~.hand_filter.HandFilter` for a new track's joints
+            (None: no filtering).
     """
 
     def __init__(self, max_hands: int = 2, detect_every: int = 10, min_confidence: float = 0.3,

@@ -17,9 +17,9 @@ from handpose.app.state import (
     SourceInfo,
     ViewOptions,
     choose_startup_spec,
-    smoothing_params,
 )
 from handpose.app.stats import History, RateMeter
+from handpose.core.inference.hand_filter import HandSmoothing
 from handpose.core.types import Frame, FrameResult, HandPose
 
 QT_FREE = ("handpose.app.state", "handpose.app.engine", "handpose.app.recording",
@@ -38,19 +38,11 @@ def test_qt_free_modules_import_without_qt():
     assert out.returncode == 0, out.stderr[-2000:]
 
 
-def test_smoothing_strength_maps_to_one_euro():
-    assert smoothing_params(0.0) is None
-    assert smoothing_params(0.5).min_cutoff == pytest.approx(1.5)  # the pipeline default
-    assert smoothing_params(1.0).min_cutoff == pytest.approx(1.5 / 4)
-    assert smoothing_params(0.25).min_cutoff > smoothing_params(0.75).min_cutoff
-    with pytest.raises(ValueError, match="strength"):
-        smoothing_params(1.5)
-
-
 def test_pipeline_options_to_estimator_keywords():
     opts = PipelineOptions(correct=False, smoothing=0.0, fit_depth=True, hand_length_m=0.2)
     kw = opts.estimator_options()
     assert kw["correct"] is False and kw["smoothing"] is None and kw["fit_depth"] is True
+    assert PipelineOptions().estimator_options()["smoothing"] == HandSmoothing()  # medium
     from handpose.core.inference.calibration import HAND_LENGTH_BONES
 
     assert kw["hand_scale"].shape == (20,)

@@ -12,7 +12,7 @@ import pytest
 from pipeline_oracle import K_TRUE, OracleBackend, Scene, ScriptedDetector, place_hand
 
 from handpose.core.inference.estimator import STAGES, HandPoseEstimator, default_checkpoint_path
-from handpose.core.inference.filters import OneEuroParams
+from handpose.core.inference.hand_filter import HandSmoothing
 from handpose.core.safe_load import CheckpointError
 from handpose.core.types import Frame
 
@@ -124,7 +124,7 @@ def test_detection_runs_every_few_frames_while_a_slot_is_free():
 def test_smoothing_filters_jitter_and_restarts_on_a_new_track():
     rng = np.random.default_rng(0)
     _, _, _, raw = _pipeline(max_hands=1, smoothing=None)
-    scene, _, _, smooth = _pipeline(max_hands=1, smoothing=OneEuroParams(1.0, 0.0, 1.0))
+    scene, _, _, smooth = _pipeline(max_hands=1, smoothing=HandSmoothing())
     raw.backend = OracleBackend(scene)
     raw.detector = ScriptedDetector(scene)
     jit_raw, jit_smooth = [], []

@@ -155,3 +155,18 @@ def test_console_script_runs(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 1
     assert "cannot open source" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_smoothing_option_takes_levels_and_strengths(capsys):
+    from handpose.core.inference.hand_filter import HandSmoothing
+
+    def parse(*extra):
+        return track.build_parser().parse_args(["demo", "--out", "x.jsonl", *extra]).smoothing
+
+    assert parse() == HandSmoothing() == parse("--smoothing", "Medium")
+    assert parse("--smoothing", "off") is None and parse("--smoothing", "0") is None
+    assert parse("--smoothing", "0.75") == HandSmoothing.at_strength(0.75)
+    for bad in ("1.5,10,1", "2", "smooth"):
+        with pytest.raises(SystemExit):
+            parse("--smoothing", bad)
+        assert "a strength in [0, 1]" in capsys.readouterr().err

@@ -1,0 +1,141 @@
+"""Temporal smoothing of one tracked hand's 3D pose: four One Euro filters, one per part.
+
+A hand's camera-frame joints (21, 3) are split into parts whose noise and motion differ, and
+each part gets its own :class:`~.filters.OneEuroFilter`:
+
+* **root image position** — the wrist's projection (u, v) in pixels, with its speed measured in
+  hand sizes per second (the side of the keypoints' image box), as MediaPipe does: a hand
+  moving by its own width per second is filtered alike near and far from the camera.
+* **root depth** — the wrist's Z in metres. It is solved from the 2D keypoints and is the
+  noisiest coordinate; on its own, its jitter neither moves the hand in the image (the root is
+  put back on the ray of the filtered wrist pixel) nor raises the cutoff of the other parts.
+* **pose in the image plane** — root-relative X, Y of every joint (metres), one cutoff per
+  joint from the norm of its in-plane velocity (the same for any direction of motion).
+* **pose depth** — root-relative Z of every joint (metres).
+
+Filtering the 63 camera-frame coordinates one by one instead (the previous default, 1.5 Hz,
+beta 10 s/m) mixed the root's depth noise into the hand's motion: on real_eval_hgc it lagged the
+fast gestures (tracked 2D PCK@0.2 0.773, unfiltered 0.825; this split 0.817) and on both that
+video and the demo it jittered more (benchmarks/RESULTS.md, "Smoothing", 2026-11-22).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+
+from ..skeleton import NUM_JOINTS
+from .filters import OneEuroFilter, OneEuroParams
+
+__all__ = ["HandSmoothing", "HandFilter", "SMOOTHING_LEVELS"]
+
+#: Named smoothing strengths (0 = no filter, 0.5 = the default settings).
+SMOOTHING_LEVELS: dict[str, float] = {"off": 0.0, "light": 0.25, "medium": 0.5,
+                                      "strong": 0.75, "maximum": 1.0}
+
+
+@dataclass(frozen=True)
+class HandSmoothing:
+    """One Euro settings of the four parts of a hand (see the module docstring).
+
+    Attributes:
+        root_image: the wrist's pixel position; ``beta`` per (hand sizes / s).
+        root_depth: the wrist's depth; ``beta`` per (m / s).
+        pose_plane: root-relative in-plane joint positions; ``beta`` per (m / s) of each
+            joint's in-plane speed.
+        pose_depth: root-relative joint depths; ``beta`` per (m / s).
+
+    The defaults were chosen on the shipped demo sequence (``assets/demo``, our own render):
+    the least smoothing whose 2D and 3D jitter there are no higher than the previous
+    per-coordinate filter's (1.5 Hz, beta 10 s/m).
+    """
+
+    root_image: OneEuroParams = OneEuroParams(min_cutoff=1.5, beta=2.0, d_cutoff=1.0)
+    root_depth: OneEuroParams = OneEuroParams(min_cutoff=0.5, beta=5.0, d_cutoff=1.0)
+    pose_plane: OneEuroParams = OneEuroParams(min_cutoff=1.0, beta=5.0, d_cutoff=1.0)
+    pose_depth: OneEuroParams = OneEuroParams(min_cutoff=0.5, beta=5.0, d_cutoff=1.0)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if not isinstance(getattr(self, f.name), OneEuroParams):
+                raise ValueError(f"HandSmoothing.{f.name} must be OneEuroParams; "
+                                 f"got {getattr(self, f.name)!r}")
+
+    def scaled(self, factor: float) -> HandSmoothing:
+        """Every ``min_cutoff`` x ``factor`` (> 0): above 1 smooths less, below 1 more."""
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"factor must be a positive number; got {factor!r}")
+        return HandSmoothing(**{f.name: replace(getattr(self, f.name),
+                                                min_cutoff=getattr(self, f.name).min_cutoff
+                                                * factor) for f in fields(self)})
+
+    @classmethod
+    def at_strength(cls, strength: float) -> HandSmoothing | None:
+        """The default settings at a strength in [0, 1] (0: no filter, None).
+
+        Every ``min_cutoff`` is x ``4 ** (1 - 2 * strength)``: 4x (light) near 0, the defaults
+        at 0.5, 1/4 (smoothest) at 1.
+        """
+        s = float(strength)
+        if not (math.isfinite(s) and 0.0 <= s <= 1.0):
+            raise ValueError(f"smoothing strength must be in [0, 1]; got {strength!r}")
+        return None if s == 0.0 else cls().scaled(4.0 ** (1.0 - 2.0 * s))
+
+
+class HandFilter:
+    """Stateful smoothing of one hand's joints (one per track; see the module docstring).
+
+    Example::
+
+        f = HandFilter(HandSmoothing())
+        smoothed = f(joints, K, timestamp)   # (21, 3) metres, camera frame; K (3, 3); seconds
+
+    The first sample passes through unchanged; ``reset()`` forgets the past.
+    """
+
+    def __init__(self, smoothing: HandSmoothing | None = None) -> None:
+        self.smoothing = smoothing or HandSmoothing()
+        if not isinstance(self.smoothing, HandSmoothing):
+            raise ValueError(f"smoothing must be HandSmoothing; got {smoothing!r}")
+        s = self.smoothing
+        self._root_image = OneEuroFilter(s.root_image, vector_axis=-1)
+        self._root_depth = OneEuroFilter(s.root_depth)
+        self._pose_plane = OneEuroFilter(s.pose_plane, vector_axis=-1)
+        self._pose_depth = OneEuroFilter(s.pose_depth)
+
+    def reset(self) -> None:
+        """Forget the past: the next sample passes through unchanged."""
+        for f in (self._root_image, self._root_depth, self._pose_plane, self._pose_depth):
+            f.reset()
+
+    def __call__(self, joints: Any, K: Any, timestamp: float) -> np.ndarray:
+        """Filter one frame's joints.
+
+        Args:
+            joints: (21, 3) camera-frame joints, metres, in front of the camera (Z > 0).
+            K: (3, 3) the frame's camera intrinsics (pixels).
+            timestamp: seconds, increasing from call to call.
+
+        Returns:
+            (21, 3) filtered joints, metres, float64.
+        """
+        j = np.asarray(joints, dtype=np.float64)
+        k = np.asarray(K, dtype=np.float64)
+        if j.shape != (NUM_JOINTS, 3) or k.shape != (3, 3):
+            raise ValueError(f"joints must be ({NUM_JOINTS}, 3) metres and K (3, 3); "
+                             f"got {j.shape} and {k.shape}")
+        if not (np.all(np.isfinite(j)) and np.all(j[:, 2] > 0)):
+            raise ValueError("joints must be finite and in front of the camera (Z > 0 m)")
+        pix = j @ k.T
+        uv = pix[:, :2] / pix[:, 2:]
+        side = float(np.max(uv.max(0) - uv.min(0)))
+        root_uv = self._root_image(uv[0], timestamp, speed_scale=1.0 / max(side, 1.0))
+        root_z = float(self._root_depth(j[:1, 2], timestamp)[0])
+        root = np.linalg.solve(k, np.array([root_uv[0], root_uv[1], 1.0])) * root_z
+        rel = j - j[:1]
+        plane = self._pose_plane(rel[:, :2], timestamp)
+        depth = self._pose_depth(rel[:, 2], timestamp)
+        return np.concatenate([plane, depth[:, None]], axis=1) + root

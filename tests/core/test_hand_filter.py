@@ -1,0 +1,148 @@
+"""HandFilter: the four-part smoothing of a tracked hand's 3D joints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from handpose.core.inference.filters import OneEuroFilter
+from handpose.core.inference.hand_filter import SMOOTHING_LEVELS, HandFilter, HandSmoothing
+
+K = np.array([[500.0, 0.0, 320.0], [0.0, 500.0, 240.0], [0.0, 0.0, 1.0]])
+TS = np.arange(60) / 30.0
+
+
+def _hand(depth: float = 0.5, flat: bool = False) -> np.ndarray:
+    """(21, 3) a hand about 18 cm long, its wrist at depth ``depth`` (metres); ``flat``: all
+    joints at that depth (its image is then exactly 1 / depth times as large)."""
+    rng = np.random.default_rng(0)
+    dz = 0.0 if flat else 0.02
+    rel = np.concatenate([np.zeros((1, 3)), rng.uniform([-0.05, -0.18, -dz],
+                                                        [0.05, -0.03, dz], (20, 3))])
+    return rel + np.array([0.1, 0.04, 1.0]) * depth  # the wrist off the optical axis
+
+
+def _pixels(j: np.ndarray) -> np.ndarray:
+    p = j @ K.T
+    return p[..., :2] / p[..., 2:]
+
+
+def test_first_sample_passes_and_a_still_hand_stays() -> None:
+    f = HandFilter()
+    hand = _hand()
+    for t in TS[:10]:
+        np.testing.assert_allclose(f(hand, K, t), hand, atol=1e-12)
+
+
+def test_noise_is_reduced_on_every_part() -> None:
+    rng = np.random.default_rng(1)
+    f = HandFilter(HandSmoothing())
+    raw = _hand() + rng.normal(0, 0.003, (60, 21, 3))
+    out = np.array([f(j, K, t) for j, t in zip(raw, TS)])
+    for a, b in ((out, raw), (out - out[:, :1], raw - raw[:, :1])):  # absolute, root-relative
+        assert np.std(np.diff(a, axis=0)) < 0.5 * np.std(np.diff(b, axis=0))
+
+
+def test_root_depth_noise_does_not_move_the_hand_in_the_image() -> None:
+    # The whole hand slides along the wrist's ray (the solved root depth's typical error):
+    # the wrist stays on its pixel exactly and the depth is smoothed.
+    rng = np.random.default_rng(2)
+    f = HandFilter()
+    hand = _hand(0.5)
+    depths = 0.5 + rng.normal(0, 0.02, 60)
+    out = np.array([f(hand * (d / 0.5), K, t) for d, t in zip(depths, TS)])
+    np.testing.assert_allclose(_pixels(out[:, 0]), np.tile(_pixels(hand[0]), (60, 1)),
+                               atol=1e-9)
+    assert np.std(np.diff(out[:, 0, 2])) < 0.3 * np.std(np.diff(depths))
+
+
+def test_the_wrist_lag_is_the_same_in_hand_sizes_near_and_far() -> None:
+    # The same metric motion at twice the distance is half as fast in pixels on a hand half
+    # as large: measured in hand sizes per second, it is filtered alike.
+    lags = []
+    for depth in (0.4, 0.8):
+        f = HandFilter(HandSmoothing())
+        hand = _hand(depth, flat=True)
+        side = np.ptp(_pixels(hand), axis=0).max()
+        moves = [hand + [0.3 * min(t, 1.0), 0.0, 0.0] for t in TS]  # 0.3 m/s for 1 s
+        out = [f(j, K, t) for j, t in zip(moves, TS)]
+        lags.append((_pixels(moves[30][0])[0] - _pixels(out[30][0])[0]) / side)
+    assert lags[0] > 0.01 and lags[0] == pytest.approx(lags[1], rel=1e-6)
+
+
+def test_lag_of_a_fast_hand_is_small() -> None:
+    f = HandFilter()
+    hand = _hand()
+    moves = [hand + [0.5 * t, 0.0, 0.0] for t in TS]  # 0.5 m/s across the image
+    out = np.array([f(j, K, t) for j, t in zip(moves, TS)])
+    err_px = np.linalg.norm(_pixels(out[-1]) - _pixels(moves[-1]), axis=-1).max()
+    box = np.ptp(_pixels(moves[-1]), axis=0).max()
+    assert err_px < 0.2 * box  # within PCK@0.2 of the hand box after 2 s of steady motion
+
+
+def test_reset_forgets_the_past() -> None:
+    f = HandFilter()
+    f(_hand(0.5), K, 0.0)
+    f.reset()
+    np.testing.assert_allclose(f(_hand(0.9), K, 1 / 30), _hand(0.9), atol=1e-12)
+
+
+@pytest.mark.parametrize("joints, k, match", [
+    (np.zeros((20, 3)), K, "21, 3"),
+    (_hand(), np.eye(2), "21, 3"),
+    (_hand(-0.5), K, "in front of the camera"),
+    (np.full((21, 3), np.nan), K, "finite"),
+])
+def test_bad_inputs_are_rejected(joints, k, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        HandFilter()(joints, k, 0.0)
+
+
+def test_strength_scales_every_cutoff() -> None:
+    d = HandSmoothing()
+    assert HandSmoothing.at_strength(0.0) is None
+    assert HandSmoothing.at_strength(SMOOTHING_LEVELS["medium"]) == d
+    strong = HandSmoothing.at_strength(1.0)
+    light = HandSmoothing.at_strength(0.25)
+    for name in ("root_image", "root_depth", "pose_plane", "pose_depth"):
+        base = getattr(d, name)
+        assert getattr(strong, name).min_cutoff == pytest.approx(base.min_cutoff / 4)
+        assert getattr(light, name).min_cutoff == pytest.approx(base.min_cutoff * 2)
+        assert getattr(strong, name).beta == base.beta
+    for bad in (1.5, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="strength"):
+            HandSmoothing.at_strength(bad)
+    with pytest.raises(ValueError, match="factor"):
+        d.scaled(0.0)
+    with pytest.raises(ValueError, match="OneEuroParams"):
+        HandSmoothing(root_depth=1.0)  # type: ignore[arg-type]
+
+
+def test_stronger_smoothing_lags_more_and_jitters_less() -> None:
+    rng = np.random.default_rng(5)
+    raw = [_hand() + [0.2 * t, 0, 0] + rng.normal(0, 0.002, (21, 3)) for t in TS]
+    jitter, lag = {}, {}
+    for level in ("light", "strong"):
+        f = HandFilter(HandSmoothing.at_strength(SMOOTHING_LEVELS[level]))
+        out = np.array([f(j, K, t) for j, t in zip(raw, TS)])
+        jitter[level] = np.std(np.diff(out - out[:, :1], 2, axis=0))
+        lag[level] = np.mean(np.array(raw)[20:, 0, 0] - out[20:, 0, 0])
+    assert jitter["strong"] < jitter["light"] and lag["strong"] > lag["light"] > 0
+
+
+def test_pose_parts_match_plain_one_euro_filters() -> None:
+    # Reference: the root-relative depths through a per-element One Euro filter, the in-plane
+    # offsets through a vector one, the root depth through a scalar one.
+    rng = np.random.default_rng(6)
+    s = HandSmoothing()
+    f = HandFilter(s)
+    ref_z, ref_xy = OneEuroFilter(s.pose_depth), OneEuroFilter(s.pose_plane, vector_axis=-1)
+    ref_root_z = OneEuroFilter(s.root_depth)
+    for t in TS[:20]:
+        j = _hand() + rng.normal(0, 0.004, (21, 3))
+        out = f(j, K, t)
+        rel = j - j[:1]
+        np.testing.assert_allclose(out[:, 2] - out[0, 2], ref_z(rel[:, 2], t), atol=1e-12)
+        np.testing.assert_allclose(out[:, :2] - out[:1, :2], ref_xy(rel[:, :2], t), atol=1e-12)
+        np.testing.assert_allclose(out[0, 2], ref_root_z(j[:1, 2], t)[0], atol=1e-12)
+
