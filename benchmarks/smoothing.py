@@ -1,0 +1,165 @@
+"""Temporal smoothing of tracked hands: accuracy, jitter and cost against the previous filter.
+
+The pipeline (default model, one hand, ONNX Runtime, correction on) tracks two labelled
+sequences once with smoothing off: ``shared/data/real_eval_hgc`` (400 real frames, fast
+gestures; as in ``pipeline.py``) and ``assets/demo`` (300 rendered frames at 30 fps, slower).
+The filters then run on those same per-frame joints (the tracker's crops follow the raw
+keypoints, so the filter does not change what the network sees), restarting on every new
+track ID:
+
+* ``none``; ``per-coordinate``: the previous default, one One Euro filter over the 63
+  camera-frame coordinates (1.5 Hz, beta 10 s/m, d_cutoff 1 Hz);
+* ``HandFilter`` (:mod:`handpose.core.inference.hand_filter`) at each smoothing level.
+
+Per sequence: 2D PCK@0.2 of the hand box of the projected joints, PA-EPE (mm) and two jitter
+figures against the labels, mean |second difference of prediction - of ground truth| over
+consecutive frames of one track: root-relative 3D (mm/frame^2) and 2D (px/frame^2). Then the
+cost: microseconds per hand per frame of each filter, the per-coordinate one as the peer.
+
+Usage::
+
+    python benchmarks/smoothing.py [--append]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from handpose.core.inference.estimator import HandPoseEstimator
+from handpose.core.inference.filters import OneEuroFilter, OneEuroParams
+from handpose.core.inference.hand_filter import SMOOTHING_LEVELS, HandFilter, HandSmoothing
+from handpose.core.metrics import pa_epe
+from handpose.core.types import Frame
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+REPO = Path(__file__).resolve().parents[1]
+PER_COORDINATE = OneEuroParams(min_cutoff=1.5, beta=10.0, d_cutoff=1.0)
+FPS = 30.0
+
+
+def load_demo(root: Path) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """The demo's frames, K (N, 3, 3), 2D (N, 21, 2) px and 3D (N, 21, 3) m labels (NaN: none)."""
+    K = np.asarray(json.loads((root / "session.json").read_text())["K"], np.float64)
+    labels = [json.loads(line) for line in (root / "labels.jsonl").read_text().splitlines()]
+    frames, uv, xyz = [], [], []
+    for i, lab in enumerate(labels):
+        img = cv2.imread(str(root / "rgb" / f"{i:06d}.jpg"))
+        if img is None:
+            raise SystemExit(f"cannot read frame {i} of {root}")
+        frames.append(img[..., ::-1].copy())
+        uv.append(lab["uv"] if lab.get("uv") is not None else np.full((21, 2), np.nan))
+        xyz.append(lab["joints3d"] if lab.get("joints3d") is not None
+                   else np.full((21, 3), np.nan))
+    return frames, np.repeat(K[None], len(frames), 0), np.asarray(uv, float), \
+        np.asarray(xyz, float)
+
+
+def track_raw(frames: list[np.ndarray], K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unsmoothed joints (N, 21, 3) m (NaN: no hand) and track IDs (N,) (-1: no hand)."""
+    est = HandPoseEstimator(None, max_hands=1, backend="onnx", smoothing=None)
+    joints = np.full((len(frames), 21, 3), np.nan)
+    ids = np.full(len(frames), -1)
+    for i, rgb in enumerate(frames):
+        r = est.process(Frame(rgb=rgb, K=K[i], timestamp=i / FPS, index=i))
+        if r.hands:
+            joints[i], ids[i] = r.hands[0].joints, r.hands[0].track_id
+    return joints, ids
+
+
+def smooth(make: Callable[[], Callable[[np.ndarray, np.ndarray, float], np.ndarray]] | None,
+           joints: np.ndarray, ids: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, float]:
+    """Joints through a fresh filter per track; microseconds per call."""
+    out = joints.copy()
+    f, last, spent, calls = None, None, 0.0, 0
+    for i in np.flatnonzero(ids >= 0):
+        if make is None:
+            continue
+        if ids[i] != last:
+            f, last = make(), ids[i]
+        t0 = time.perf_counter()
+        out[i] = f(joints[i], K[i], i / FPS)
+        spent += time.perf_counter() - t0
+        calls += 1
+    return out, 1e6 * spent / max(calls, 1)
+
+
+def scores(pred: np.ndarray, ids: np.ndarray, K: np.ndarray, uv: np.ndarray,
+           xyz: np.ndarray) -> dict[str, float]:
+    labelled = np.all(np.isfinite(uv), axis=(1, 2))
+    found = ids >= 0
+    p = np.einsum("nij,nkj->nki", K, np.where(found[:, None, None], pred, 1.0))
+    puv = np.where(found[:, None, None], p[..., :2] / p[..., 2:], 1e6)
+    box = np.ptp(uv[labelled], axis=1).max(-1)
+    hit = np.linalg.norm(puv[labelled] - uv[labelled], axis=-1) <= 0.2 * box[:, None]
+    both = found & labelled & np.all(np.isfinite(xyz), axis=(1, 2))
+    run = both[2:] & both[1:-1] & both[:-2] & (ids[2:] == ids[:-2])
+
+    def accel(a: np.ndarray, b: np.ndarray) -> float:
+        d = (a[2:] - 2 * a[1:-1] + a[:-2]) - (b[2:] - 2 * b[1:-1] + b[:-2])
+        return float(np.linalg.norm(d, axis=-1)[run].mean())
+
+    return {"pck": float(hit.mean()), "pa_mm": 1000 * float(pa_epe(pred[both], xyz[both])),
+            "jitter3d_mm": 1000 * accel(pred - pred[:, :1], xyz - xyz[:, :1]),
+            "jitter2d_px": accel(puv, uv)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--append", action="store_true", help="append the results to RESULTS.md")
+    args = ap.parse_args(argv)
+    from pipeline import HGC, load_hgc
+
+    frames, K, uv, xyz = load_hgc(HGC)
+    sequences = {"real_eval_hgc": (frames[:400], K[:400], uv[:400], xyz[:400]),
+                 "demo": load_demo(REPO / "assets" / "demo")}
+
+    def per_coordinate() -> Callable[[np.ndarray, np.ndarray, float], np.ndarray]:
+        f = OneEuroFilter(PER_COORDINATE)
+        return lambda j, k, t: f(j, t)
+
+    filters: dict[str, Callable[[], Any] | None] = {"none": None,
+                                                    "per-coordinate": per_coordinate}
+    for level, strength in SMOOTHING_LEVELS.items():
+        settings = HandSmoothing.at_strength(strength)
+        if settings is not None:
+            filters[f"HandFilter {level}"] = partial(HandFilter, settings)
+    lines = []
+    cost: dict[str, list[float]] = {}
+    for name, (fr, k, u, x) in sequences.items():
+        joints, ids = track_raw(fr, k)
+        for fname, make in filters.items():
+            pred, us = smooth(make, joints, ids, k)
+            cost.setdefault(fname, []).append(us)
+            s = scores(pred, ids, k, u, x)
+            lines.append(f"{name:14s} {fname:22s} PCK@0.2 {s['pck']:.3f}  PA-EPE "
+                         f"{s['pa_mm']:5.1f} mm  jitter 3D {s['jitter3d_mm']:5.1f} mm  "
+                         f"2D {s['jitter2d_px']:5.1f} px")
+            print(lines[-1], flush=True)
+    peer = float(np.mean(cost["per-coordinate"]))
+    for fname in filters:
+        if filters[fname] is not None:
+            us = float(np.mean(cost[fname]))
+            lines.append(f"cost {fname:22s} {us:6.1f} us per hand-frame "
+                         f"({us / peer:.2f}x the per-coordinate filter)")
+            print(lines[-1])
+    if args.append:
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+        with open(REPO / "benchmarks" / "RESULTS.md", "a") as fh:
+            fh.write(f"\n### Smoothing ({stamp}, `python benchmarks/smoothing.py --append`)\n\n"
+                     "```\n" + "\n".join(lines) + "\n```\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
