@@ -30,7 +30,10 @@ import numpy as np
 from ..skeleton import NUM_JOINTS
 from .filters import OneEuroFilter, OneEuroParams
 
-__all__ = ["HandSmoothing", "HandFilter", "SMOOTHING_LEVELS"]
+__all__ = ["HandSmoothing", "HandFilter", "SMOOTHING_LEVELS", "MIN_ROOT_DEPTH"]
+
+#: Metres. A wrist closer to the camera plane is a failed lift: not filtered.
+MIN_ROOT_DEPTH = 0.01
 
 #: Named smoothing strengths (0 = no filter, 0.5 = the default settings).
 SMOOTHING_LEVELS: dict[str, float] = {"off": 0.0, "light": 0.25, "medium": 0.5,
@@ -93,7 +96,9 @@ class HandFilter:
         f = HandFilter(HandSmoothing())
         smoothed = f(joints, K, timestamp)   # (21, 3) metres, camera frame; K (3, 3); seconds
 
-    The first sample passes through unchanged; ``reset()`` forgets the past.
+    The first sample passes through unchanged; ``reset()`` forgets the past. A pose whose wrist
+    is closer to the camera plane than :data:`MIN_ROOT_DEPTH` (a failed lift) passes through
+    unchanged and restarts the filter.
     """
 
     def __init__(self, smoothing: HandSmoothing | None = None) -> None:
@@ -115,7 +120,7 @@ class HandFilter:
         """Filter one frame's joints.
 
         Args:
-            joints: (21, 3) camera-frame joints, metres, in front of the camera (Z > 0).
+            joints: (21, 3) camera-frame joints, metres.
             K: (3, 3) the frame's camera intrinsics (pixels).
             timestamp: seconds, increasing from call to call.
 
@@ -127,10 +132,13 @@ class HandFilter:
         if j.shape != (NUM_JOINTS, 3) or k.shape != (3, 3):
             raise ValueError(f"joints must be ({NUM_JOINTS}, 3) metres and K (3, 3); "
                              f"got {j.shape} and {k.shape}")
-        if not (np.all(np.isfinite(j)) and np.all(j[:, 2] > 0)):
-            raise ValueError("joints must be finite and in front of the camera (Z > 0 m)")
+        if not np.all(np.isfinite(j)):
+            raise ValueError("joints must be finite (metres)")
+        if j[0, 2] < MIN_ROOT_DEPTH:  # a failed lift, not a hand: pass it on, start afresh
+            self.reset()
+            return j.copy()
         pix = j @ k.T
-        uv = pix[:, :2] / pix[:, 2:]
+        uv = pix[:, :2] / np.maximum(pix[:, 2:], MIN_ROOT_DEPTH)
         side = float(np.max(uv.max(0) - uv.min(0)))
         root_uv = self._root_image(uv[0], timestamp, speed_scale=1.0 / max(side, 1.0))
         root_z = float(self._root_depth(j[:1, 2], timestamp)[0])

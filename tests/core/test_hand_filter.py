@@ -90,12 +90,24 @@ def test_reset_forgets_the_past() -> None:
 @pytest.mark.parametrize("joints, k, match", [
     (np.zeros((20, 3)), K, "21, 3"),
     (_hand(), np.eye(2), "21, 3"),
-    (_hand(-0.5), K, "in front of the camera"),
     (np.full((21, 3), np.nan), K, "finite"),
 ])
 def test_bad_inputs_are_rejected(joints, k, match) -> None:
     with pytest.raises(ValueError, match=match):
         HandFilter()(joints, k, 0.0)
+
+
+def test_a_failed_lift_passes_through_and_restarts_the_filter() -> None:
+    # Lifting can put joints (even the wrist) behind the camera on a bad frame: no crash, the
+    # frame is passed on as it is and the next one starts afresh.
+    f = HandFilter()
+    f(_hand(0.5), K, 0.0)
+    behind = _hand(-0.2)
+    np.testing.assert_array_equal(f(behind, K, 1 / 30), behind)
+    np.testing.assert_allclose(f(_hand(0.9), K, 2 / 30), _hand(0.9), atol=1e-12)
+    tip_behind = _hand(0.5)
+    tip_behind[8, 2] = -0.1  # one joint behind the camera, the wrist in front
+    assert np.all(np.isfinite(f(tip_behind, K, 3 / 30)))
 
 
 def test_strength_scales_every_cutoff() -> None:
