@@ -16,7 +16,7 @@ length); the default adult hand of the hand model (reference bone 4.6 cm). With 
 the 3D pose has the right shape and direction but the wrong distance (depth error in
 proportion to the scale error).
 
-Timestamps. The One Euro filter needs increasing times: ``Frame.timestamp`` is used when it
+Timestamps. The smoothing needs increasing times: ``Frame.timestamp`` is used when it
 increases; otherwise (e.g. all zero) the estimator advances its clock by 1/30 s per frame.
 
 Per-joint confidence = the network's confidence x ``exp(-d / (0.5 s))``, d the distance the
