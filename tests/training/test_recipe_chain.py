@@ -12,6 +12,7 @@ from handpose.core.checkpoint import load_checkpoint
 from handpose.core.export import OnnxPoseNet, file_sha256
 from handpose.core.inference.backends import load_backend
 from handpose.training.cli import main
+from handpose.training.recipes.chain import WIDE_MARGIN, WIDE_ZOOM
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -26,9 +27,10 @@ def test_default_chain_end_to_end(tmp_path: Path) -> None:
             "stage_preset=tiny", f"out={out}", f"model_out={tmp_path / 'default.pt'}",
             # the stick-figure images hold no real hand for MediaPipe: pseudo-labels from the
             # fine-tuned network instead of the teacher
-            'semihand=["pseudo.source=model"]', 'refine=["pseudo.source=model", "train.lr=1e-4"]']
+            'semihand=["pseudo.source=model"]', 'refine=["pseudo.source=model", "train.lr=1e-4"]',
+            'widen=["pseudo.source=model"]']
     assert main(argv) == 0
-    for stage in ("pretrain", "finetune", "semihand", "refine"):
+    for stage in ("pretrain", "finetune", "semihand", "refine", "widen"):
         info = json.loads((out / stage / "stage.json").read_text())
         assert info["stage"] == stage and info["wall_s"] >= 0
     # the stages are wired: finetune starts from the PeCLR encoder, semihand from finetune,
@@ -41,12 +43,19 @@ def test_default_chain_end_to_end(tmp_path: Path) -> None:
     assert rf["recipe"] == "semihand" and rf["config"]["init"] == str(out / "semihand" / "model.pt")
     assert rf["config"]["train"]["lr"] == 1e-4 != sh["train"]["lr"]
     assert rf["config"]["unlabelled"] == sh["unlabelled"]
+    # widen: SemiHand from refine on wider crops, zoomed
+    wd = json.loads((out / "widen" / "config.json").read_text())
+    assert wd["recipe"] == "semihand" and wd["config"]["init"] == str(out / "refine" / "model.pt")
+    assert wd["config"]["labelled"]["crop_margin"] == WIDE_MARGIN == \
+        wd["config"]["unlabelled"]["crop_margin"] != sh["unlabelled"]["crop_margin"]
+    assert tuple(wd["config"]["strong"]["scale_range"]) == WIDE_ZOOM
+    assert wd["config"]["val"]["crop_margin"] == sh["val"]["crop_margin"]  # judged as shipped
 
     model, meta = load_checkpoint(tmp_path / "default.pt")
     assert meta.dtype == "float16" and meta.input_size == 64
     assert meta.training["recipe"] == "recipe/default"
     assert [s["stage"] for s in meta.training["stages"]] == ["pretrain", "finetune", "semihand",
-                                                             "refine"]
+                                                             "refine", "widen"]
     assert {"real_eval/pa_epe_mm", "synthetic_test/pck_2d@0.2"} <= set(meta.metrics)
     # the confidence was calibrated, and the shipped file rebuilds the calibrated head
     cal = meta.training["confidence_calibration"]
@@ -57,7 +66,7 @@ def test_default_chain_end_to_end(tmp_path: Path) -> None:
     assert "MediaPipe Hands" in card and "| semihand |" in card
     # the command that made it
     assert """'semihand=["pseudo.source=model"]'""" in card and "| refine |" in card
-    assert """'stages=["pretrain", "finetune", "semihand", "refine"]'""" in card
+    assert """'stages=["pretrain", "finetune", "semihand", "refine", "widen"]'""" in card
     assert f"error_scale was set {cal['error_scale_before']} -> {cal['error_scale']}" in card
     # the int8 model sits next to the checkpoint, names it, and is what the tracker runs
     int8 = OnnxPoseNet(tmp_path / "default.int8.onnx")
@@ -71,9 +80,9 @@ def test_default_chain_end_to_end(tmp_path: Path) -> None:
     assert 0 <= mp["real_eval/pck_2d@0.2"] <= mp["real_eval/detected"] + 1e-9
 
     # a second run finds every stage done and only re-evaluates
-    before = (out / "refine" / "model.pt").stat().st_mtime_ns
+    before = (out / "widen" / "model.pt").stat().st_mtime_ns
     assert main(argv) == 0
-    assert (out / "refine" / "model.pt").stat().st_mtime_ns == before
+    assert (out / "widen" / "model.pt").stat().st_mtime_ns == before
 
 
 def test_bad_chain_configs_fail_before_training(tmp_path: Path) -> None:

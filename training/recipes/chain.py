@@ -13,7 +13,14 @@ The chain runs the stage recipes in order, each with its own preset section
 4. ``refine`` — the SemiHand recipe once more (its preset section, the same wiring), from the
    SemiHand stage's network with its own overrides: a second cosine cycle on the same
    teacher labels, typically at a lower learning rate, when the first one ended still
-   improving.
+   improving;
+5. ``widen`` — the SemiHand recipe once more, from the refined network, on crops cut wider
+   (:data:`WIDE_MARGIN` x the keypoint box) and zoomed by :data:`WIDE_ZOOM`, so the hand spans
+   1/1.16 to 1/2.1 of the crop with its real surroundings (the forearm, the background): the
+   network learns the hand's size from the image. Trained at one margin only, it predicted a
+   hand of nearly the same size in every crop (on real_eval_hgc its keypoint box was 0.95x
+   the true one at margin 1.4 and 1.10x at 2.0, 1.23x at 2.4), so a tracking crop that once
+   came out too large grew from frame to frame.
 
 Every stage writes its own run folder under the chain's folder and resumes where it stopped
 (``train.resume=auto``); a finished stage (its ``model.pt`` exists) is not run again. The last
@@ -47,14 +54,19 @@ from .confidence import calibrate_confidence
 from .data import LabelledData, labelled_dataset, require_path
 from .model_card import evaluate_card, evaluate_onnx, write_model_card
 
-__all__ = ["Config", "STAGES", "check", "run", "stage_overrides"]
+__all__ = ["Config", "STAGES", "WIDE_MARGIN", "WIDE_ZOOM", "check", "run", "stage_overrides"]
 
 #: The stages of the ``default`` chain, in order.
-STAGES = ("pretrain", "finetune", "semihand", "refine")
+STAGES = ("pretrain", "finetune", "semihand", "refine", "widen")
 
 #: The training recipe each stage runs (and the preset section it starts from).
 RECIPE_OF = {"pretrain": "pretrain", "finetune": "finetune", "semihand": "semihand",
-             "refine": "semihand"}
+             "refine": "semihand", "widen": "semihand"}
+
+#: ``widen``: crop side / keypoint-box side of its labelled and unlabelled crops.
+WIDE_MARGIN = 1.8
+#: ``widen``: the zoom range of its strong augmentation (hand at 1.8/1.55 to 1.8/0.85 margin).
+WIDE_ZOOM = (0.85, 1.55)
 
 
 @dataclass(frozen=True)
@@ -72,7 +84,8 @@ class Config:
         stages: which stages to run (a subset of STAGES, in order).
         input_size: crop side of the network (pixels). depth: ResNet depth.
         teacher_cache: folder of the MediaPipe teacher's label cache ("" = in the run).
-        pretrain, finetune, semihand, refine: extra ``key=value`` overrides of each stage.
+        pretrain, finetune, semihand, refine, widen: extra ``key=value`` overrides of each
+            stage.
         model_out: where to write the final checkpoint ("" = <run>/default.pt); the model
             card is written next to it with the suffix ``.md``.
         dtype: weights of the final checkpoint ("float16" to ship).
@@ -99,6 +112,7 @@ class Config:
     finetune: tuple[str, ...] = ()
     semihand: tuple[str, ...] = ()
     refine: tuple[str, ...] = ()
+    widen: tuple[str, ...] = ()
     model_out: str = ""
     dtype: Literal["float16", "float32"] = "float16"
     card_limit: int = 0
@@ -134,10 +148,13 @@ def stage_overrides(cfg: Config, stage: str, run_dir: Path, prev_model: str) -> 
                 f"input_size={cfg.input_size}"]
         if cfg.synthetic_test:
             out += [f"val.root={cfg.synthetic_test}", "val.upright=true", "val.limit=500"]
-    else:  # semihand, refine
+    else:  # semihand, refine, widen
         out += [f"labelled.root={cfg.synthetic}", "labelled.upright=true",
                 f"unlabelled.root={cfg.real}", "unlabelled.upright=true",
                 f"input_size={cfg.input_size}", "pseudo.source=teacher"]
+        if stage == "widen":
+            out += [f"labelled.crop_margin={WIDE_MARGIN}", f"unlabelled.crop_margin={WIDE_MARGIN}",
+                    f"strong.scale_range=[{WIDE_ZOOM[0]}, {WIDE_ZOOM[1]}]"]
         if cfg.teacher_cache:
             out.append(f"teacher.cache_dir={cfg.teacher_cache}")
         if cfg.synthetic_test:
