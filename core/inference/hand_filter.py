@@ -137,6 +137,8 @@ class HandFilter:
         if j[0, 2] < MIN_ROOT_DEPTH:  # a failed lift, not a hand: pass it on, start afresh
             self.reset()
             return j.copy()
+        # projected and lifted inline, not through geometry.camera.project / unproject: their
+        # input checks (done once above) made this filter ~1.7x slower on the per-frame path
         pix = j @ k.T
         uv = pix[:, :2] / np.maximum(pix[:, 2:], MIN_ROOT_DEPTH)
         side = float(np.max(uv.max(0) - uv.min(0)))
