@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -33,13 +32,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from handpose.core.data.session_reader import SessionReader
+from handpose.core.geometry.camera import project
 from handpose.core.inference.estimator import HandPoseEstimator
 from handpose.core.inference.filters import OneEuroFilter, OneEuroParams
 from handpose.core.inference.hand_filter import SMOOTHING_LEVELS, HandFilter, HandSmoothing
-from handpose.core.metrics import pa_epe
+from handpose.core.metrics import pa_epe, pck_2d
 from handpose.core.types import Frame
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -50,18 +50,14 @@ FPS = 30.0
 
 def load_demo(root: Path) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
     """The demo's frames, K (N, 3, 3), 2D (N, 21, 2) px and 3D (N, 21, 3) m labels (NaN: none)."""
-    K = np.asarray(json.loads((root / "session.json").read_text())["K"], np.float64)
-    labels = [json.loads(line) for line in (root / "labels.jsonl").read_text().splitlines()]
-    frames, uv, xyz = [], [], []
-    for i, lab in enumerate(labels):
-        img = cv2.imread(str(root / "rgb" / f"{i:06d}.jpg"))
-        if img is None:
-            raise SystemExit(f"cannot read frame {i} of {root}")
-        frames.append(img[..., ::-1].copy())
-        uv.append(lab["uv"] if lab.get("uv") is not None else np.full((21, 2), np.nan))
-        xyz.append(lab["joints3d"] if lab.get("joints3d") is not None
-                   else np.full((21, 3), np.nan))
-    return frames, np.repeat(K[None], len(frames), 0), np.asarray(uv, float), \
+    reader = SessionReader(root)
+    frames = [reader.frame(i) for i in range(len(reader))]
+    labels = [reader.labels.get((f.index, 0)) for f in frames]
+    uv = [np.full((21, 2), np.nan) if lab is None or lab.uv is None else lab.uv
+          for lab in labels]
+    xyz = [np.full((21, 3), np.nan) if lab is None or lab.joints3d is None else lab.joints3d
+           for lab in labels]
+    return [f.rgb for f in frames], np.stack([f.K for f in frames]), np.asarray(uv, float), \
         np.asarray(xyz, float)
 
 
@@ -98,10 +94,9 @@ def scores(pred: np.ndarray, ids: np.ndarray, K: np.ndarray, uv: np.ndarray,
            xyz: np.ndarray) -> dict[str, float]:
     labelled = np.all(np.isfinite(uv), axis=(1, 2))
     found = ids >= 0
-    p = np.einsum("nij,nkj->nki", K, np.where(found[:, None, None], pred, 1.0))
-    puv = np.where(found[:, None, None], p[..., :2] / p[..., 2:], 1e6)
-    box = np.ptp(uv[labelled], axis=1).max(-1)
-    hit = np.linalg.norm(puv[labelled] - uv[labelled], axis=-1) <= 0.2 * box[:, None]
+    # the estimator's own projection of the joints it reports
+    puv = np.asarray(project(np.where(found[:, None, None], pred, 1.0), K, min_depth=1e-3))
+    puv[~found] = 1e6  # no hand: every joint a miss
     both = found & labelled & np.all(np.isfinite(xyz), axis=(1, 2))
     run = both[2:] & both[1:-1] & both[:-2] & (ids[2:] == ids[:-2])
 
@@ -109,7 +104,8 @@ def scores(pred: np.ndarray, ids: np.ndarray, K: np.ndarray, uv: np.ndarray,
         d = (a[2:] - 2 * a[1:-1] + a[:-2]) - (b[2:] - 2 * b[1:-1] + b[:-2])
         return float(np.linalg.norm(d, axis=-1)[run].mean())
 
-    return {"pck": float(hit.mean()), "pa_mm": 1000 * float(pa_epe(pred[both], xyz[both])),
+    return {"pck": pck_2d(puv[labelled], uv[labelled], 0.2),
+            "pa_mm": 1000 * float(pa_epe(pred[both], xyz[both])),
             "jitter3d_mm": 1000 * accel(pred - pred[:, :1], xyz - xyz[:, :1]),
             "jitter2d_px": accel(puv, uv)}
 
