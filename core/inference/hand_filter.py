@@ -1,7 +1,7 @@
-"""Temporal smoothing of one tracked hand's 3D pose: four One Euro filters, one per part.
+"""Temporal smoothing of one tracked hand: One Euro filters, one per part of the pose.
 
 A hand's camera-frame joints (21, 3) are split into parts whose noise and motion differ, and
-each part gets its own :class:`~.filters.OneEuroFilter`:
+each part gets its own :class:`~.filters.OneEuroFilter`. Four give the smoothed 3D joints:
 
 * **root image position** — the wrist's projection (u, v) in pixels, with its speed measured in
   hand sizes per second (the side of the keypoints' image box), as MediaPipe does: a hand
@@ -13,10 +13,18 @@ each part gets its own :class:`~.filters.OneEuroFilter`:
   joint from the norm of its in-plane velocity (the same for any direction of motion).
 * **pose depth** — root-relative Z of every joint (metres).
 
-Filtering the 63 camera-frame coordinates one by one instead (the previous default, 1.5 Hz,
-beta 10 s/m) mixed the root's depth noise into the hand's motion: on real_eval_hgc it lagged the
-fast gestures (tracked 2D PCK@0.2 0.773, unfiltered 0.825; this split 0.817) and on both that
-video and the demo it jittered more (benchmarks/RESULTS.md, "Smoothing", 2026-11-22).
+A fifth gives the smoothed 2D keypoints, filtered where they were measured, in the image:
+
+* **pose image** — every joint's pixel offset from the wrist's pixel, one cutoff per joint from
+  its image speed in hand sizes per second; the keypoints are the filtered wrist pixel plus
+  these offsets.
+
+The 3D joints keep their metric size through the solved root depth's noise (the lift fixes the
+hand's size, not its distance); projecting them with the smoothed root depth would let that
+noise scale the hand in the image, and it lagged fast gestures: on real_eval_hgc, tracked,
+keypoints filtered in the image scored PCK@0.2 0.848 against 0.828 for the projected 3D output
+(unfiltered 0.841), with less 2D jitter (benchmarks/RESULTS.md, "Keypoints filtered in the
+image").
 """
 
 from __future__ import annotations
@@ -50,6 +58,8 @@ class HandSmoothing:
         pose_plane: root-relative in-plane joint positions; ``beta`` per (m / s) of each
             joint's in-plane speed.
         pose_depth: root-relative joint depths; ``beta`` per (m / s).
+        pose_image: each joint's pixel offset from the wrist; ``beta`` per (hand sizes / s)
+            of its image speed.
 
     The defaults were chosen on the shipped demo sequence (``assets/demo``, our own render):
     the least smoothing whose 2D and 3D jitter there are no higher than the previous
@@ -60,6 +70,7 @@ class HandSmoothing:
     root_depth: OneEuroParams = OneEuroParams(min_cutoff=0.5, beta=5.0, d_cutoff=1.0)
     pose_plane: OneEuroParams = OneEuroParams(min_cutoff=1.0, beta=5.0, d_cutoff=1.0)
     pose_depth: OneEuroParams = OneEuroParams(min_cutoff=0.5, beta=5.0, d_cutoff=1.0)
+    pose_image: OneEuroParams = OneEuroParams(min_cutoff=1.0, beta=2.0, d_cutoff=1.0)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -95,6 +106,7 @@ class HandFilter:
 
         f = HandFilter(HandSmoothing())
         smoothed = f(joints, K, timestamp)   # (21, 3) metres, camera frame; K (3, 3); seconds
+        smoothed, uv = f.smooth(joints, K, timestamp)   # and the (21, 2) keypoints, pixels
 
     The first sample passes through unchanged; ``reset()`` forgets the past. A pose whose wrist
     is closer to the camera plane than :data:`MIN_ROOT_DEPTH` (a failed lift) passes through
@@ -110,14 +122,20 @@ class HandFilter:
         self._root_depth = OneEuroFilter(s.root_depth)
         self._pose_plane = OneEuroFilter(s.pose_plane, vector_axis=-1)
         self._pose_depth = OneEuroFilter(s.pose_depth)
+        self._pose_image = OneEuroFilter(s.pose_image, vector_axis=-1)
 
     def reset(self) -> None:
         """Forget the past: the next sample passes through unchanged."""
-        for f in (self._root_image, self._root_depth, self._pose_plane, self._pose_depth):
+        for f in (self._root_image, self._root_depth, self._pose_plane, self._pose_depth,
+                  self._pose_image):
             f.reset()
 
     def __call__(self, joints: Any, K: Any, timestamp: float) -> np.ndarray:
-        """Filter one frame's joints.
+        """Filter one frame's joints: the first result of :meth:`smooth`."""
+        return self.smooth(joints, K, timestamp)[0]
+
+    def smooth(self, joints: Any, K: Any, timestamp: float) -> tuple[np.ndarray, np.ndarray]:
+        """Filter one frame.
 
         Args:
             joints: (21, 3) camera-frame joints, metres.
@@ -125,7 +143,9 @@ class HandFilter:
             timestamp: seconds, increasing from call to call.
 
         Returns:
-            (21, 3) filtered joints, metres, float64.
+            (21, 3) filtered joints, metres, float64, and (21, 2) filtered keypoints, pixels
+            (the joints' projection, filtered in the image; not the projection of the
+            filtered joints).
         """
         j = np.asarray(joints, dtype=np.float64)
         k = np.asarray(K, dtype=np.float64)
@@ -134,18 +154,20 @@ class HandFilter:
                              f"got {j.shape} and {k.shape}")
         if not np.all(np.isfinite(j)):
             raise ValueError("joints must be finite (metres)")
-        if j[0, 2] < MIN_ROOT_DEPTH:  # a failed lift, not a hand: pass it on, start afresh
-            self.reset()
-            return j.copy()
         # projected and lifted inline, not through geometry.camera.project / unproject: their
         # input checks (done once above) made this filter ~1.7x slower on the per-frame path
         pix = j @ k.T
         uv = pix[:, :2] / np.maximum(pix[:, 2:], MIN_ROOT_DEPTH)
+        if j[0, 2] < MIN_ROOT_DEPTH:  # a failed lift, not a hand: pass it on, start afresh
+            self.reset()
+            return j.copy(), uv
         side = float(np.max(uv.max(0) - uv.min(0)))
-        root_uv = self._root_image(uv[0], timestamp, speed_scale=1.0 / max(side, 1.0))
+        speed_scale = 1.0 / max(side, 1.0)
+        root_uv = self._root_image(uv[0], timestamp, speed_scale=speed_scale)
         root_z = float(self._root_depth(j[:1, 2], timestamp)[0])
         root = np.linalg.solve(k, np.array([root_uv[0], root_uv[1], 1.0])) * root_z
         rel = j - j[:1]
         plane = self._pose_plane(rel[:, :2], timestamp)
         depth = self._pose_depth(rel[:, 2], timestamp)
-        return np.concatenate([plane, depth[:, None]], axis=1) + root
+        keypoints = root_uv + self._pose_image(uv - uv[:1], timestamp, speed_scale=speed_scale)
+        return np.concatenate([plane, depth[:, None]], axis=1) + root, keypoints

@@ -1,4 +1,4 @@
-"""HandFilter: the four-part smoothing of a tracked hand's 3D joints."""
+"""HandFilter: the per-part smoothing of a tracked hand's 3D joints and 2D keypoints."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ def test_first_sample_passes_and_a_still_hand_stays() -> None:
     f = HandFilter()
     hand = _hand()
     for t in TS[:10]:
-        np.testing.assert_allclose(f(hand, K, t), hand, atol=1e-12)
+        joints, uv = f.smooth(hand, K, t)
+        np.testing.assert_allclose(joints, hand, atol=1e-12)
+        np.testing.assert_allclose(uv, _pixels(hand), atol=1e-9)
 
 
 def test_noise_is_reduced_on_every_part() -> None:
@@ -56,6 +58,19 @@ def test_root_depth_noise_does_not_move_the_hand_in_the_image() -> None:
     assert np.std(np.diff(out[:, 0, 2])) < 0.3 * np.std(np.diff(depths))
 
 
+def test_root_depth_noise_does_not_move_the_keypoints_at_all() -> None:
+    # Scaling the whole hand about the camera centre leaves every pixel where it was: the
+    # keypoints, filtered in the image, do not move; the projection of the 3D filter's output
+    # does (its pose keeps the metric size while its root depth is smoothed).
+    rng = np.random.default_rng(3)
+    f = HandFilter()
+    hand = _hand(0.5)
+    out = [f.smooth(hand * (d / 0.5), K, t) for d, t in zip(0.5 + rng.normal(0, 0.02, 60), TS)]
+    for _, uv in out:
+        np.testing.assert_allclose(uv, _pixels(hand), atol=1e-9)
+    assert max(np.abs(_pixels(j) - _pixels(hand)).max() for j, _ in out) > 0.5
+
+
 def test_the_wrist_lag_is_the_same_in_hand_sizes_near_and_far() -> None:
     # The same metric motion at twice the distance is half as fast in pixels on a hand half
     # as large: measured in hand sizes per second, it is filtered alike.
@@ -78,6 +93,9 @@ def test_lag_of_a_fast_hand_is_small() -> None:
     err_px = np.linalg.norm(_pixels(out[-1]) - _pixels(moves[-1]), axis=-1).max()
     box = np.ptp(_pixels(moves[-1]), axis=0).max()
     assert err_px < 0.2 * box  # within PCK@0.2 of the hand box after 2 s of steady motion
+    f.reset()
+    uv = np.array([f.smooth(j, K, t)[1] for j, t in zip(moves, TS)])
+    assert np.linalg.norm(uv[-1] - _pixels(moves[-1]), axis=-1).max() < 0.2 * box
 
 
 def test_reset_forgets_the_past() -> None:
@@ -116,7 +134,7 @@ def test_strength_scales_every_cutoff() -> None:
     assert HandSmoothing.at_strength(SMOOTHING_LEVELS["medium"]) == d
     strong = HandSmoothing.at_strength(1.0)
     light = HandSmoothing.at_strength(0.25)
-    for name in ("root_image", "root_depth", "pose_plane", "pose_depth"):
+    for name in ("root_image", "root_depth", "pose_plane", "pose_depth", "pose_image"):
         base = getattr(d, name)
         assert getattr(strong, name).min_cutoff == pytest.approx(base.min_cutoff / 4)
         assert getattr(light, name).min_cutoff == pytest.approx(base.min_cutoff * 2)
@@ -144,15 +162,22 @@ def test_stronger_smoothing_lags_more_and_jitters_less() -> None:
 
 def test_pose_parts_match_plain_one_euro_filters() -> None:
     # Reference: the root-relative depths through a per-element One Euro filter, the in-plane
-    # offsets through a vector one, the root depth through a scalar one.
+    # offsets through a vector one, the root depth through a scalar one; the keypoints: the
+    # wrist pixel and the pixel offsets from it through vector ones.
     rng = np.random.default_rng(6)
     s = HandSmoothing()
     f = HandFilter(s)
     ref_z, ref_xy = OneEuroFilter(s.pose_depth), OneEuroFilter(s.pose_plane, vector_axis=-1)
     ref_root_z = OneEuroFilter(s.root_depth)
+    ref_root_uv = OneEuroFilter(s.root_image, vector_axis=-1)
+    ref_uv = OneEuroFilter(s.pose_image, vector_axis=-1)
     for t in TS[:20]:
         j = _hand() + rng.normal(0, 0.004, (21, 3))
-        out = f(j, K, t)
+        out, uv = f.smooth(j, K, t)
+        pix = _pixels(j)
+        per_side = 1.0 / np.ptp(pix, axis=0).max()  # speeds in hand sizes per second
+        np.testing.assert_allclose(uv, ref_root_uv(pix[0], t, speed_scale=per_side)
+                                   + ref_uv(pix - pix[:1], t, speed_scale=per_side), atol=1e-9)
         rel = j - j[:1]
         np.testing.assert_allclose(out[:, 2] - out[0, 2], ref_z(rel[:, 2], t), atol=1e-12)
         np.testing.assert_allclose(out[:, :2] - out[:1, :2], ref_xy(rel[:, :2], t), atol=1e-12)
