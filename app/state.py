@@ -36,8 +36,8 @@ __all__ = [
 ]
 
 #: Pipeline stages plotted (the keys of ``FrameResult.timings_ms``; others are ignored).
-PLOT_STAGES: tuple[str, ...] = ("detect", "crop", "network", "track", "lift", "correct",
-                                "filter", "fit", "total")
+PLOT_STAGES: tuple[str, ...] = ("detect", "crop", "network", "track", "lift", "filter",
+                                "correct", "fit", "total")
 _MAX_HANDS = 2
 
 

@@ -1,20 +1,22 @@
 """Temporal smoothing of tracked hands: accuracy, jitter and cost against the previous filter.
 
-The pipeline (default model, one hand, ONNX Runtime, correction on) tracks two labelled
-sequences once with smoothing off: ``shared/data/real_eval_hgc`` (400 real frames, fast
-gestures; as in ``pipeline.py``) and ``assets/demo`` (300 rendered frames at 30 fps, slower).
-The filters then run on those same per-frame joints (the tracker's crops follow the raw
+The pipeline (default model, one hand, ONNX Runtime) tracks two labelled sequences once with
+smoothing and correction off: ``shared/data/real_eval_hgc`` (400 real frames, fast gestures;
+as in ``pipeline.py``) and ``assets/demo`` (300 rendered frames at 30 fps, slower). The
+filters then run on those same per-frame joints (the tracker's crops follow the raw
 keypoints, so the filter does not change what the network sees), restarting on every new
-track ID:
+track ID, and the biomechanical correction after them, as in the pipeline:
 
 * ``none``; ``per-coordinate``: the previous default, one One Euro filter over the 63
   camera-frame coordinates (1.5 Hz, beta 10 s/m, d_cutoff 1 Hz);
 * ``HandFilter`` (:mod:`handpose.core.inference.hand_filter`) at each smoothing level.
 
-Per sequence: 2D PCK@0.2 of the hand box of the projected joints, PA-EPE (mm) and two jitter
-figures against the labels, mean |second difference of prediction - of ground truth| over
-consecutive frames of one track: root-relative 3D (mm/frame^2) and 2D (px/frame^2). Then the
-cost: microseconds per hand per frame of each filter, the per-coordinate one as the peer.
+Per sequence: 2D PCK@0.2 of the hand box of the reported keypoints (HandFilter's keypoints,
+filtered in the image; for the others the projection of the smoothed joints), PA-EPE (mm) of
+the corrected joints and two jitter figures against the labels, mean |second difference of
+prediction - of ground truth| over consecutive frames of one track: root-relative corrected 3D
+(mm/frame^2) and 2D (px/frame^2). Then the cost: microseconds per hand per frame of each
+filter, the per-coordinate one as the peer.
 
 Usage::
 
@@ -28,12 +30,12 @@ import datetime
 import sys
 import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from handpose.core.biomech.correct import correct_pose
 from handpose.core.data.session_reader import SessionReader
 from handpose.core.geometry.camera import project
 from handpose.core.inference.estimator import HandPoseEstimator
@@ -61,22 +63,40 @@ def load_demo(root: Path) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.
         np.asarray(xyz, float)
 
 
-def track_raw(frames: list[np.ndarray], K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unsmoothed joints (N, 21, 3) m (NaN: no hand) and track IDs (N,) (-1: no hand)."""
-    est = HandPoseEstimator(None, max_hands=1, backend="onnx", smoothing=None)
+def track_raw(frames: list[np.ndarray], K: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Unsmoothed, uncorrected joints (N, 21, 3) m (NaN: no hand), track IDs (N,) (-1: no
+    hand) and handedness per frame ("" : no hand)."""
+    est = HandPoseEstimator(None, max_hands=1, backend="onnx", smoothing=None, correct=False)
     joints = np.full((len(frames), 21, 3), np.nan)
     ids = np.full(len(frames), -1)
+    sides = [""] * len(frames)
     for i, rgb in enumerate(frames):
         r = est.process(Frame(rgb=rgb, K=K[i], timestamp=i / FPS, index=i))
         if r.hands:
-            joints[i], ids[i] = r.hands[0].joints, r.hands[0].track_id
-    return joints, ids
+            joints[i], ids[i], sides[i] = r.hands[0].joints, r.hands[0].track_id, \
+                r.hands[0].handedness
+    return joints, ids, sides
 
 
-def smooth(make: Callable[[], Callable[[np.ndarray, np.ndarray, float], np.ndarray]] | None,
-           joints: np.ndarray, ids: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, float]:
-    """Joints through a fresh filter per track; microseconds per call."""
+def corrected(joints: np.ndarray, sides: list[str]) -> np.ndarray:
+    """The pipeline's correction of each found hand (default hand size, its handedness)."""
     out = joints.copy()
+    for i, side in enumerate(sides):
+        if side:
+            out[i] = correct_pose(joints[i], handedness=side)
+    return out
+
+
+Smoother = Callable[[np.ndarray, np.ndarray, float], tuple[np.ndarray, np.ndarray]]
+
+
+def smooth(make: Callable[[], Smoother] | None, joints: np.ndarray, ids: np.ndarray,
+           K: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Joints (N, 21, 3) and keypoints (N, 21, 2) through a fresh filter per track (without
+    one: the joints and their projection); microseconds per call."""
+    out = joints.copy()
+    uv = np.asarray(project(np.where(ids[:, None, None] >= 0, joints, 1.0), K, min_depth=1e-3))
     f, last, spent, calls = None, None, 0.0, 0
     for i in np.flatnonzero(ids >= 0):
         if make is None:
@@ -84,18 +104,19 @@ def smooth(make: Callable[[], Callable[[np.ndarray, np.ndarray, float], np.ndarr
         if ids[i] != last:
             f, last = make(), ids[i]
         t0 = time.perf_counter()
-        out[i] = f(joints[i], K[i], i / FPS)
+        out[i], uv[i] = f(joints[i], K[i], i / FPS)
         spent += time.perf_counter() - t0
         calls += 1
-    return out, 1e6 * spent / max(calls, 1)
+    return out, uv, 1e6 * spent / max(calls, 1)
 
 
-def scores(pred: np.ndarray, ids: np.ndarray, K: np.ndarray, uv: np.ndarray,
-           xyz: np.ndarray) -> dict[str, float]:
+def scores(puv: np.ndarray, pred: np.ndarray, ids: np.ndarray, K: np.ndarray,
+           uv: np.ndarray, xyz: np.ndarray) -> dict[str, float]:
+    """``puv``: the reported keypoints (N, 21, 2) px; ``pred``: the reported (corrected)
+    joints (N, 21, 3) m."""
     labelled = np.all(np.isfinite(uv), axis=(1, 2))
     found = ids >= 0
-    # the estimator's own projection of the joints it reports
-    puv = np.asarray(project(np.where(found[:, None, None], pred, 1.0), K, min_depth=1e-3))
+    puv = puv.copy()
     puv[~found] = 1e6  # no hand: every joint a miss
     both = found & labelled & np.all(np.isfinite(xyz), axis=(1, 2))
     run = both[2:] & both[1:-1] & both[:-2] & (ids[2:] == ids[:-2])
@@ -120,24 +141,28 @@ def main(argv: list[str] | None = None) -> int:
     sequences = {"real_eval_hgc": (frames[:400], K[:400], uv[:400], xyz[:400]),
                  "demo": load_demo(REPO / "assets" / "demo")}
 
-    def per_coordinate() -> Callable[[np.ndarray, np.ndarray, float], np.ndarray]:
+    def per_coordinate() -> Smoother:
         f = OneEuroFilter(PER_COORDINATE)
-        return lambda j, k, t: f(j, t)
+
+        def run(j: np.ndarray, k: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+            out = f(j, t)
+            return out, np.asarray(project(out, k, min_depth=1e-3))
+        return run
 
     filters: dict[str, Callable[[], Any] | None] = {"none": None,
                                                     "per-coordinate": per_coordinate}
     for level, strength in SMOOTHING_LEVELS.items():
         settings = HandSmoothing.at_strength(strength)
         if settings is not None:
-            filters[f"HandFilter {level}"] = partial(HandFilter, settings)
+            filters[f"HandFilter {level}"] = lambda s=settings: HandFilter(s).smooth
     lines = []
     cost: dict[str, list[float]] = {}
     for name, (fr, k, u, x) in sequences.items():
-        joints, ids = track_raw(fr, k)
+        joints, ids, sides = track_raw(fr, k)
         for fname, make in filters.items():
-            pred, us = smooth(make, joints, ids, k)
+            smoothed, puv, us = smooth(make, joints, ids, k)
             cost.setdefault(fname, []).append(us)
-            s = scores(pred, ids, k, u, x)
+            s = scores(puv, corrected(smoothed, sides), ids, k, u, x)
             lines.append(f"{name:14s} {fname:22s} PCK@0.2 {s['pck']:.3f}  PA-EPE "
                          f"{s['pa_mm']:5.1f} mm  jitter 3D {s['jitter3d_mm']:5.1f} mm  "
                          f"2D {s['jitter2d_px']:5.1f} px")

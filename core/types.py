@@ -83,7 +83,9 @@ class HandPose:
 
     Attributes:
         joints: (21, 3) metres, camera frame (OpenCV: x right, y down, z forward).
-        uv: (21, 2) pixels in the full frame.
+        uv: (21, 2) pixels in the full frame. From the estimator: the network's (smoothed)
+            keypoints, before the biomechanical correction; ``joints`` is corrected, so its
+            projection can differ from ``uv`` where the correction moved a joint.
         handedness: "left" or "right".
         handedness_score: in [0, 1].
         confidence: (21,) per-joint confidence in [0, 1].

@@ -3,8 +3,16 @@
 ::
 
     Frame -> [palm detector, only when needed] -> crops (tracker) -> network (one batch)
-          -> uncrop -> lift to metric 3D -> correct_pose -> smoothing -> [depth fit]
+          -> uncrop -> lift to metric 3D -> smoothing -> correct_pose -> [depth fit]
           -> FrameResult (hands with track IDs, handedness, per-joint confidence; timings)
+
+Two answers per hand. ``HandPose.uv`` is the image evidence: the network's keypoints,
+smoothed in the image (:meth:`~.hand_filter.HandFilter.smooth`). ``HandPose.joints`` is the 3D
+pose after the biomechanical correction (and the depth fit), feasible by construction; where
+the network's pose was infeasible its projection differs from ``uv`` (the correction moves
+joints in the image too, away from what the image shows; benchmarks/RESULTS.md measures it),
+and the per-joint confidence says by how much. Smoothing runs before the correction so the
+reported 3D pose is itself feasible.
 
 Scale. The metric size of a hand is not observable from one RGB image: a hand twice as large
 twice as far away looks the same. The lift uses, in this order: the depth map (RGB-D frames;
@@ -35,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..biomech.correct import correct_pose
-from ..geometry.camera import default_intrinsics, project
+from ..geometry.camera import default_intrinsics
 from ..geometry.crop import apply_affine, crop_image, invert_affine
 from ..geometry.lifting import lift_from_root_depth, lift_to_3d
 from ..handmodel import load_hand_model
@@ -59,7 +67,7 @@ __all__ = [
 
 #: Keys of ``FrameResult.timings_ms`` (milliseconds; 0 for a stage that did not run).
 #: "track" is the tracker's own work (crop planning, association, IDs).
-STAGES: tuple[str, ...] = ("detect", "crop", "network", "track", "lift", "correct", "filter",
+STAGES: tuple[str, ...] = ("detect", "crop", "network", "track", "lift", "filter", "correct",
                            "fit", "total")
 #: Smoothing of each hand's 3D joints (:mod:`.hand_filter`: wrist pixel, wrist depth, pose).
 DEFAULT_SMOOTHING = HandSmoothing()
@@ -318,16 +326,20 @@ class HandPoseEstimator:
             for i, m in zip(voters, chirality_margin(joints[voters])):
                 tracks[i].vote.update(float(m))
         t0 = lap("lift", t0)
-        raw = joints
+        # uv: the image evidence, before the correction moves joints to make the 3D pose
+        # feasible; with smoothing, filtered in the image (HandFilter.smooth)
+        uv_out = uv.astype(np.float64)  # the lift keeps every joint on its keypoint's ray
+        if self.smoothing is not None:
+            for i, t in enumerate(tracks):
+                if t.joint_filter is not None:
+                    joints[i], uv_out[i] = t.joint_filter.smooth(joints[i], frame.K, t_now)
+        t0 = lap("filter", t0)
         if self.correct:
+            raw = joints
             joints = self._correct(joints, [t.vote.handedness for t in tracks])
             moved = np.linalg.norm(joints - raw, axis=-1)
             conf = conf * np.exp(-moved / (0.5 * scales[:, None]))
         t0 = lap("correct", t0)
-        if self.smoothing is not None:
-            joints = np.stack([j if t.joint_filter is None else t.joint_filter(j, frame.K, t_now)
-                               for t, j in zip(tracks, joints)])
-        t0 = lap("filter", t0)
         spheres: list[np.ndarray | None] = [None] * len(tracks)
         if self.fit_depth and frame.depth is not None:
             fit = fit_to_depth(joints, frame.depth, frame.K, scales / self._ref0,
@@ -335,7 +347,6 @@ class HandPoseEstimator:
             joints = fit.joints
             spheres = list(fit.spheres)
             t0 = lap("fit", t0)
-        uv_out = np.asarray(project(joints, np.asarray(frame.K, np.float64), min_depth=1e-3))
         hands = tuple(
             HandPose(joints=joints[i], uv=uv_out[i], handedness=t.vote.handedness,
                      handedness_score=t.vote.score, confidence=conf[i].astype(np.float32),

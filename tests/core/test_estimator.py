@@ -160,6 +160,28 @@ def test_correction_lowers_confidence_of_moved_joints():
     assert r.timings_ms["correct"] > 0
 
 
+def test_uv_is_the_image_evidence_and_joints_are_feasible_after_smoothing():
+    from handpose.core.biomech.violations import violations
+    from handpose.core.geometry.camera import project
+
+    scene, _, _, est = _pipeline(max_hands=1)  # default smoothing on
+    _, _, _, off = _pipeline(max_hands=1, correct=False)
+    off.backend, off.detector = OracleBackend(scene), ScriptedDetector(scene)
+    for t in range(8):
+        bad = place_hand((300 + 2 * t, 240), 0.5 + 0.002 * t, roll=0.01 * t)
+        bad[8] = bad[7] + 3.0 * (bad[7] - bad[6])  # index tip far out: infeasible
+        frame = scene.frame([bad])
+        h, h_off = est.process(frame).hands[0], off.process(frame).hands[0]
+        # smoothed, then corrected: the reported 3D pose itself is feasible
+        assert violations(h.joints, handedness=h.handedness) == []
+        # uv is the smoothed network keypoints, whatever the correction did to the joints
+        np.testing.assert_allclose(h.uv, h_off.uv, atol=1e-9)
+        # the corrected tip projects far from the image's tip; uv stays near it (filter lag)
+        tip = np.asarray(project(h.joints, scene.K))[8]
+        truth = scene.uv(0)[8]
+        assert np.linalg.norm(h.uv[8] - truth) < 0.5 * np.linalg.norm(tip - truth)
+
+
 def test_hand_scale_sets_the_metric_size():
     scene, _, _, est = _pipeline(max_hands=1, smoothing=None, hand_scale=1.2)
     joints = place_hand((320, 240), 0.5)
