@@ -69,7 +69,7 @@ __all__ = [
 #: "track" is the tracker's own work (crop planning, association, IDs).
 STAGES: tuple[str, ...] = ("detect", "crop", "network", "track", "lift", "filter", "correct",
                            "fit", "total")
-#: Smoothing of each hand's 3D joints (:mod:`.hand_filter`: wrist pixel, wrist depth, pose).
+#: Smoothing of each hand (:mod:`.hand_filter`: wrist pixel, wrist depth, pose; the keypoints).
 DEFAULT_SMOOTHING = HandSmoothing()
 #: How the default checkpoint is made (named in the error when it is missing).
 MAKE_DEFAULT_CHECKPOINT = (
