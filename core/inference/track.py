@@ -17,7 +17,9 @@ Output, chosen by the suffix of ``--out``:
 * ``.jsonl``: one JSON object per processed frame, hands or not:
   ``{"index", "timestamp", "hands": [{"track_id", "handedness", "handedness_score",
   "corrected", "joints_m" (21 x [x, y, z] metres, camera frame), "uv_px" (21 x [u, v]),
-  "confidence" (21)}], "timings_ms": {stage: ms}}``.
+  "confidence" (21)}], "timings_ms": {stage: ms}}``. ``uv_px`` are the network's smoothed
+  keypoints in the image; ``joints_m`` the corrected 3D pose, whose projection can differ
+  from them (``HandPose``).
 * ``.csv`` with ``--csv-layout joints`` (default): one row per hand and joint:
   ``index, timestamp, track_id, handedness, handedness_score, joint, x_m, y_m, z_m, u_px,
   v_px, confidence``; ``--csv-layout hands``: one row per hand with ``x0_m ... conf20``
