@@ -110,8 +110,8 @@ def smooth(make: Callable[[], Smoother] | None, joints: np.ndarray, ids: np.ndar
     return out, uv, 1e6 * spent / max(calls, 1)
 
 
-def scores(puv: np.ndarray, pred: np.ndarray, ids: np.ndarray, K: np.ndarray,
-           uv: np.ndarray, xyz: np.ndarray) -> dict[str, float]:
+def scores(puv: np.ndarray, pred: np.ndarray, ids: np.ndarray, uv: np.ndarray,
+           xyz: np.ndarray) -> dict[str, float]:
     """``puv``: the reported keypoints (N, 21, 2) px; ``pred``: the reported (corrected)
     joints (N, 21, 3) m."""
     labelled = np.all(np.isfinite(uv), axis=(1, 2))
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         for fname, make in filters.items():
             smoothed, puv, us = smooth(make, joints, ids, k)
             cost.setdefault(fname, []).append(us)
-            s = scores(puv, corrected(smoothed, sides), ids, k, u, x)
+            s = scores(puv, corrected(smoothed, sides), ids, u, x)
             lines.append(f"{name:14s} {fname:22s} PCK@0.2 {s['pck']:.3f}  PA-EPE "
                          f"{s['pa_mm']:5.1f} mm  jitter 3D {s['jitter3d_mm']:5.1f} mm  "
                          f"2D {s['jitter2d_px']:5.1f} px")
