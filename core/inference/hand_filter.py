@@ -13,16 +13,16 @@ each part gets its own :class:`~.filters.OneEuroFilter`. Four give the smoothed 
   joint from the norm of its in-plane velocity (the same for any direction of motion).
 * **pose depth** — root-relative Z of every joint (metres).
 
+Filtering the 63 camera-frame coordinates one by one instead (the previous default, 1.5 Hz,
+beta 10 s/m) mixed the root's depth noise into the hand's motion: on real_eval_hgc it lagged the
+fast gestures (tracked 2D PCK@0.2 0.773, unfiltered 0.825; this split 0.817) and on both that
+video and the demo it jittered more (benchmarks/RESULTS.md, "Smoothing", 2026-11-22).
+
 A fifth gives the smoothed 2D keypoints, filtered where they were measured, in the image:
 
 * **pose image** — every joint's pixel offset from the wrist's pixel, one cutoff per joint from
   its image speed in hand sizes per second; the keypoints are the filtered wrist pixel plus
   these offsets.
-
-Filtering the 63 camera-frame coordinates one by one instead (the previous default, 1.5 Hz,
-beta 10 s/m) mixed the root's depth noise into the hand's motion: on real_eval_hgc it lagged the
-fast gestures (tracked 2D PCK@0.2 0.773, unfiltered 0.825; this split 0.817) and on both that
-video and the demo it jittered more (benchmarks/RESULTS.md, "Smoothing", 2026-11-22).
 
 The 3D joints keep their metric size through the solved root depth's noise (the lift fixes the
 hand's size, not its distance); projecting them with the smoothed root depth would let that
