@@ -84,6 +84,10 @@ def _screenshot(window: object, app: object, path: str, frames: int) -> None:
         ok = window.screenshot().save(path)  # type: ignore[attr-defined]
         shown = window.ticks_shown  # type: ignore[attr-defined]
         print(f"screenshot {'saved to ' + path if ok else 'NOT saved'} after {shown} frames")
+        # close the window first: its closeEvent stops the capture and inference threads;
+        # exiting with them running aborted the process now and then ("terminate called
+        # without an active exception", status 134) after the screenshot was saved
+        window.close()  # type: ignore[attr-defined]
         app.exit(0 if ok and shown > 0 else 1)  # type: ignore[attr-defined]
 
     def on_frame(_tick: object) -> None:
