@@ -55,7 +55,7 @@ SMOOTHING_LEVELS: dict[str, float] = {"off": 0.0, "light": 0.25, "medium": 0.5,
 
 @dataclass(frozen=True)
 class HandSmoothing:
-    """One Euro settings of the four parts of a hand (see the module docstring).
+    """One Euro settings of the five parts of a hand (see the module docstring).
 
     Attributes:
         root_image: the wrist's pixel position; ``beta`` per (hand sizes / s).

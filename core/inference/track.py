@@ -75,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-hands", type=int, default=2, help="at most this many hands (2)")
     p.add_argument("--no-correct", action="store_true", help="skip biomechanical correction")
     p.add_argument("--smoothing", type=_smoothing, default="medium",
-                   help="temporal smoothing of the 3D joints: off, light, medium (default), "
-                   "strong, maximum, or a strength in [0, 1]")
+                   help="temporal smoothing of the 3D joints and 2D keypoints: off, light, "
+                   "medium (default), strong, maximum, or a strength in [0, 1]")
     p.add_argument("--fit-depth", action="store_true",
                    help="refine poses against the depth map (RGB-D sources)")
     p.add_argument("--hand-length", type=float, default=None, metavar="METRES",

@@ -98,7 +98,7 @@ class Track:
         weak: the last confidence was below ``redetect_confidence`` on a crop no detection
             vouched for: re-detect next frame.
         vote: the handedness vote.
-        joint_filter: the smoothing of the 3D joints (None when filtering is off).
+        joint_filter: the smoothing of the 3D joints and 2D keypoints (None when filtering is off).
         scales: recent reference-bone lengths measured from depth (metres).
         held: the last confidence was below ``min_confidence``: not reported; the next
             detection (same frame through :meth:`HandTracker.reseed`, or the next frame)
