@@ -3,8 +3,8 @@
 The pipeline (default model, one hand, ONNX Runtime) tracks two labelled sequences once with
 smoothing and correction off: ``shared/data/real_eval_hgc`` (400 real frames, fast gestures;
 as in ``pipeline.py``) and ``assets/demo`` (300 rendered frames at 30 fps, slower). The
-filters then run on those same per-frame joints (the tracker's crops follow the raw
-keypoints, so the filter does not change what the network sees), restarting on every new
+filters then run on those same per-frame joints and keypoints (the tracker's crops follow
+the raw keypoints, so the filter does not change what the network sees), restarting on every new
 track ID, and the biomechanical correction after them, as in the pipeline:
 
 * ``none``; ``per-coordinate``: the previous default, one One Euro filter over the 63
@@ -12,7 +12,8 @@ track ID, and the biomechanical correction after them, as in the pipeline:
 * ``HandFilter`` (:mod:`handpose.core.inference.hand_filter`) at each smoothing level.
 
 Per sequence: 2D PCK@0.2 of the hand box of the reported keypoints (HandFilter's keypoints,
-filtered in the image; for the others the projection of the smoothed joints), PA-EPE (mm) of
+filtered in the image; unfiltered for ``none``; for the per-coordinate filter the projection
+of its smoothed joints), PA-EPE (mm) of
 the corrected joints and two jitter figures against the labels, mean |second difference of
 prediction - of ground truth| over consecutive frames of one track: root-relative corrected 3D
 (mm/frame^2) and 2D (px/frame^2). Then the cost: microseconds per hand per frame of each
@@ -64,19 +65,20 @@ def load_demo(root: Path) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.
 
 
 def track_raw(frames: list[np.ndarray], K: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Unsmoothed, uncorrected joints (N, 21, 3) m (NaN: no hand), track IDs (N,) (-1: no
-    hand) and handedness per frame ("" : no hand)."""
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Unsmoothed, uncorrected joints (N, 21, 3) m and keypoints (N, 21, 2) px (NaN: no
+    hand), track IDs (N,) (-1: no hand) and handedness per frame ("" : no hand)."""
     est = HandPoseEstimator(None, max_hands=1, backend="onnx", smoothing=None, correct=False)
     joints = np.full((len(frames), 21, 3), np.nan)
+    keypoints = np.full((len(frames), 21, 2), np.nan)
     ids = np.full(len(frames), -1)
     sides = [""] * len(frames)
     for i, rgb in enumerate(frames):
         r = est.process(Frame(rgb=rgb, K=K[i], timestamp=i / FPS, index=i))
         if r.hands:
-            joints[i], ids[i], sides[i] = r.hands[0].joints, r.hands[0].track_id, \
-                r.hands[0].handedness
-    return joints, ids, sides
+            h = r.hands[0]
+            joints[i], keypoints[i], ids[i], sides[i] = h.joints, h.uv, h.track_id, h.handedness
+    return joints, keypoints, ids, sides
 
 
 def corrected(joints: np.ndarray, sides: list[str]) -> np.ndarray:
@@ -88,15 +90,15 @@ def corrected(joints: np.ndarray, sides: list[str]) -> np.ndarray:
     return out
 
 
-Smoother = Callable[[np.ndarray, np.ndarray, float], tuple[np.ndarray, np.ndarray]]
+Smoother = Callable[[np.ndarray, np.ndarray, float, np.ndarray],
+                    tuple[np.ndarray, np.ndarray]]
 
 
-def smooth(make: Callable[[], Smoother] | None, joints: np.ndarray, ids: np.ndarray,
-           K: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def smooth(make: Callable[[], Smoother] | None, joints: np.ndarray, keypoints: np.ndarray,
+           ids: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Joints (N, 21, 3) and keypoints (N, 21, 2) through a fresh filter per track (without
-    one: the joints and their projection); microseconds per call."""
-    out = joints.copy()
-    uv = np.asarray(project(np.where(ids[:, None, None] >= 0, joints, 1.0), K, min_depth=1e-3))
+    one: as they are); microseconds per call."""
+    out, uv = joints.copy(), keypoints.copy()
     f, last, spent, calls = None, None, 0.0, 0
     for i in np.flatnonzero(ids >= 0):
         if make is None:
@@ -104,7 +106,7 @@ def smooth(make: Callable[[], Smoother] | None, joints: np.ndarray, ids: np.ndar
         if ids[i] != last:
             f, last = make(), ids[i]
         t0 = time.perf_counter()
-        out[i], uv[i] = f(joints[i], K[i], i / FPS)
+        out[i], uv[i] = f(joints[i], K[i], i / FPS, keypoints[i])
         spent += time.perf_counter() - t0
         calls += 1
     return out, uv, 1e6 * spent / max(calls, 1)
@@ -144,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     def per_coordinate() -> Smoother:
         f = OneEuroFilter(PER_COORDINATE)
 
-        def run(j: np.ndarray, k: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        def run(j: np.ndarray, k: np.ndarray, t: float, _keypoints: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
             out = f(j, t)
             return out, np.asarray(project(out, k, min_depth=1e-3))
         return run
@@ -158,9 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = []
     cost: dict[str, list[float]] = {}
     for name, (fr, k, u, x) in sequences.items():
-        joints, ids, sides = track_raw(fr, k)
+        joints, keypoints, ids, sides = track_raw(fr, k)
         for fname, make in filters.items():
-            smoothed, puv, us = smooth(make, joints, ids, k)
+            smoothed, puv, us = smooth(make, joints, keypoints, ids, k)
             cost.setdefault(fname, []).append(us)
             s = scores(puv, corrected(smoothed, sides), ids, u, x)
             lines.append(f"{name:14s} {fname:22s} PCK@0.2 {s['pck']:.3f}  PA-EPE "

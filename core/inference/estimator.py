@@ -328,11 +328,12 @@ class HandPoseEstimator:
         t0 = lap("lift", t0)
         # uv: the image evidence, before the correction moves joints to make the 3D pose
         # feasible; with smoothing, filtered in the image (HandFilter.smooth)
-        uv_out = uv.astype(np.float64)  # the lift keeps every joint on its keypoint's ray
+        uv_out = uv.astype(np.float64)
         if self.smoothing is not None:
             for i, t in enumerate(tracks):
                 if t.joint_filter is not None:
-                    joints[i], uv_out[i] = t.joint_filter.smooth(joints[i], frame.K, t_now)
+                    joints[i], uv_out[i] = t.joint_filter.smooth(joints[i], frame.K, t_now,
+                                                                 uv_out[i])
         t0 = lap("filter", t0)
         if self.correct:
             raw = joints

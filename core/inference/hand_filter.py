@@ -112,6 +112,7 @@ class HandFilter:
         f = HandFilter(HandSmoothing())
         smoothed = f(joints, K, timestamp)   # (21, 3) metres, camera frame; K (3, 3); seconds
         smoothed, uv = f.smooth(joints, K, timestamp)   # and the (21, 2) keypoints, pixels
+        smoothed, uv = f.smooth(joints, K, timestamp, keypoints)   # measured (21, 2) given
 
     The first sample passes through unchanged; ``reset()`` forgets the past. A pose whose wrist
     is closer to the camera plane than :data:`MIN_ROOT_DEPTH` (a failed lift) passes through
@@ -139,17 +140,22 @@ class HandFilter:
         """Filter one frame's joints: the first result of :meth:`smooth`."""
         return self.smooth(joints, K, timestamp)[0]
 
-    def smooth(self, joints: Any, K: Any, timestamp: float) -> tuple[np.ndarray, np.ndarray]:
+    def smooth(self, joints: Any, K: Any, timestamp: float, keypoints: Any = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """Filter one frame.
 
         Args:
             joints: (21, 3) camera-frame joints, metres.
             K: (3, 3) the frame's camera intrinsics (pixels).
             timestamp: seconds, increasing from call to call.
+            keypoints: (21, 2) the measured keypoints, pixels, that ``joints`` were lifted
+                from (each joint on its keypoint's camera ray), or None to project
+                ``joints``. Given, they are what is filtered in the image, also where a
+                joint lies at or behind the camera plane and its projection means nothing.
 
         Returns:
             (21, 3) filtered joints, metres, float64, and (21, 2) filtered keypoints, pixels
-            (the joints' projection, filtered in the image; not the projection of the
+            (the measured keypoints filtered in the image; not the projection of the
             filtered joints).
         """
         j = np.asarray(joints, dtype=np.float64)
@@ -159,10 +165,17 @@ class HandFilter:
                              f"got {j.shape} and {k.shape}")
         if not np.all(np.isfinite(j)):
             raise ValueError("joints must be finite (metres)")
-        # projected and lifted inline, not through geometry.camera.project / unproject: their
-        # input checks (done once above) made this filter ~1.7x slower on the per-frame path
-        pix = j @ k.T
-        uv = pix[:, :2] / np.maximum(pix[:, 2:], MIN_ROOT_DEPTH)
+        if keypoints is None:
+            # projected (and the root lifted, below) inline, not through geometry.camera's
+            # project / unproject: their input checks (done once above) made this filter
+            # ~1.7x slower on the per-frame path
+            pix = j @ k.T
+            uv = pix[:, :2] / np.maximum(pix[:, 2:], MIN_ROOT_DEPTH)
+        else:
+            uv = np.array(keypoints, dtype=np.float64)
+            if uv.shape != (NUM_JOINTS, 2) or not np.all(np.isfinite(uv)):
+                raise ValueError(f"keypoints must be finite ({NUM_JOINTS}, 2) pixels; "
+                                 f"got shape {uv.shape}")
         if j[0, 2] < MIN_ROOT_DEPTH:  # a failed lift, not a hand: pass it on, start afresh
             self.reset()
             return j.copy(), uv

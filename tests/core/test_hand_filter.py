@@ -128,6 +128,45 @@ def test_a_failed_lift_passes_through_and_restarts_the_filter() -> None:
     assert np.all(np.isfinite(f(tip_behind, K, 3 / 30)))
 
 
+def test_measured_keypoints_equal_the_projection_of_joints_on_their_rays() -> None:
+    # The estimator passes the network's keypoints, which its lifted joints project to: the
+    # filter gives the same output as when it projects the joints itself.
+    rng = np.random.default_rng(7)
+    given, projected = HandFilter(), HandFilter()
+    for t in TS[:20]:
+        j = _hand() + rng.normal(0, 0.004, (21, 3))
+        a, uv_a = given.smooth(j, K, t, _pixels(j))
+        b, uv_b = projected.smooth(j, K, t)
+        np.testing.assert_allclose(a, b, atol=1e-12)
+        np.testing.assert_allclose(uv_a, uv_b, atol=1e-9)
+
+
+def test_a_joint_lifted_behind_the_camera_keeps_its_measured_keypoint() -> None:
+    # A hand close to the lens, its index tip lifted behind the camera plane: the tip's
+    # projection is meaningless, the measured keypoint is not, and it is what is reported.
+    hand = _hand(0.15)
+    keypoints = _pixels(hand)
+    lifted = hand.copy()
+    lifted[8] = [0.0, 0.0, -0.02]
+    f = HandFilter()
+    for t in TS[:5]:
+        joints, uv = f.smooth(lifted, K, t, keypoints)
+        np.testing.assert_allclose(uv, keypoints, atol=1e-9)
+    assert np.all(np.isfinite(joints))
+    # the wrist itself behind the camera: a failed lift, passed on with the measured keypoints
+    behind = _hand(-0.2)
+    joints, uv = HandFilter().smooth(behind, K, 0.0, keypoints)
+    np.testing.assert_array_equal(joints, behind)
+    np.testing.assert_array_equal(uv, keypoints)
+    assert uv is not keypoints  # the caller's array is not handed back to be changed
+
+
+@pytest.mark.parametrize("keypoints", [np.zeros((21, 3)), np.full((21, 2), np.nan)])
+def test_bad_keypoints_are_rejected(keypoints) -> None:
+    with pytest.raises(ValueError, match="keypoints must be finite"):
+        HandFilter().smooth(_hand(), K, 0.0, keypoints)
+
+
 def test_strength_scales_every_cutoff() -> None:
     d = HandSmoothing()
     assert HandSmoothing.at_strength(0.0) is None
