@@ -137,9 +137,14 @@ def test_teacher_labels_on_a_user_session_without_synthetic_data(tmp_path: Path,
     assert load_checkpoint(run / "model.pt").meta.training["init_kind"] == "none"
     # the error output also learns against the teacher's labels on the real frames
     assert all(np.isfinite(m["train/confidence_unl"]) for m in _metrics(run))
-    # a second run finds every label in the cache (no MediaPipe call): same labels
-    assert main([*argv[:-2], f"out={tmp_path / 'again'}", "train.steps=2"]) == 0
+    # a second run finds every label in the cache (no MediaPipe call): same labels; it trains
+    # on the crops with their backgrounds swapped, the rounds' labels made on them as they are
+    again = tmp_path / "again"
+    assert main([*argv[:-2], f"out={again}", "train.steps=2", "strong.background_prob=1"]) == 0
     assert len(files[0].read_text().splitlines()) == 9
+    again_rounds = [json.loads(x) for x in (again / "rounds.jsonl").read_text().splitlines()]
+    assert again_rounds[0]["confident_share"] == rounds[0]["confident_share"]
+    assert all(np.isfinite(m["train/loss"]) for m in _metrics(again))
 
 
 @pytest.mark.filterwarnings("ignore:ImageFolderDataset. skipping bad samples")
@@ -189,6 +194,43 @@ def test_unlabelled_crops_can_be_upright(tmp_path: Path) -> None:
                          for i in range(n)]).double()
         straight = (d[:, 0].abs() < 1e-3 * d.norm(dim=1) + 1e-4) & (d[:, 1] < 0)
         assert bool(straight.all()) == upright
+
+
+def test_unlabelled_crops_swap_backgrounds_of_teacher_labelled_crops_only(tmp_path: Path
+                                                                         ) -> None:
+    from handpose.core.augment_background import hand_region_mask
+    from handpose.core.data.freihand import FreiHANDDataset
+    from handpose.core.data.teacher import TeacherLabels
+    from handpose.training.recipes.semihand_data import StrongAugSpec, UnlabelledCrops
+
+    root = write_freihand(tmp_path / "fh", n=4, size=96)
+    base = FreiHANDDataset(root, load_depth=False, load_mask=False)
+    uv = base.uv.astype(np.float32)
+    n = len(uv)
+    found = np.array([True, True, True, False])
+    labels = TeacherLabels(
+        found=found, score=np.ones(n, np.float32), handedness=np.ones(n, np.int64),
+        uv=uv, z_rel=np.zeros((n, 21), np.float32), uv_corrected=uv,
+        z_corrected=np.zeros((n, 21), np.float32), violations_before=np.zeros(n, np.int64),
+        violations_after=np.zeros(n, np.int64), path=tmp_path / "cache.jsonl")
+    plain = UnlabelledCrops(base, range(n), 64, 1.4, labels, upright=True)
+    torch.manual_seed(0)
+    swapped = UnlabelledCrops(base, range(n), 64, 1.4, labels, upright=True, background_prob=1.0)
+    for i in range(n):
+        a, b = plain[i], swapped[i]
+        torch.testing.assert_close(a["teacher_uv"], b["teacher_uv"])  # labels untouched
+        if not found[i]:
+            assert torch.equal(a["rgb"], b["rgb"])
+            continue
+        keep = torch.from_numpy(hand_region_mask(a["teacher_uv"].numpy(), 64, 64) >= 1 - 1e-6)
+        assert torch.equal(a["rgb"][:, keep], b["rgb"][:, keep])
+        assert not torch.equal(a["rgb"][:, ~keep], b["rgb"][:, ~keep])
+    never = UnlabelledCrops(base, range(n), 64, 1.4, labels, upright=True, background_prob=0.0)
+    assert all(torch.equal(plain[i]["rgb"], never[i]["rgb"]) for i in range(n))
+    with pytest.raises(ValueError, match="background_prob"):
+        UnlabelledCrops(base, range(n), 64, 1.4, labels, background_prob=1.5)
+    with pytest.raises(ValueError, match="background_prob"):
+        StrongAugSpec(background_prob=-0.1)
 
 
 def test_semihand_with_the_heatmap_head_starts_from_a_heatmap_posenet(tmp_path: Path) -> None:

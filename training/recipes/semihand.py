@@ -144,7 +144,8 @@ class SemiHandRecipe(PoseRecipe):
         if c.pseudo.enabled and c.pseudo.source == "teacher":
             labels = self._teacher_labels(base, ident, ids)
         self.unlabelled = UnlabelledCrops(base, ids, c.input_size, c.unlabelled.crop_margin,
-                                          labels, upright=c.unlabelled.upright)
+                                          labels, upright=c.unlabelled.upright,
+                                          background_prob=c.strong.background_prob)
         self.pseudo = PseudoLabels(len(ids))
         ds = PairedDataset(self.unlabelled, labelled)
         plan = plan_batches(c.train, len(ds), self.dist.world_size)
@@ -184,12 +185,16 @@ class SemiHandRecipe(PoseRecipe):
         c = self.cfg
         loader = DataLoader(self.unlabelled, batch_size=self.micro, shuffle=False,
                             collate_fn=collate, num_workers=c.train.num_workers)
-        with self.full_precision():
-            stats = refresh_pseudo_labels(
-                self.raw_model, loader, self.pseudo, round_index, spec=c.pseudo, weak=c.weak,
-                crop_size=c.input_size, uv_grid=c.loss.uv_grid, lambda_d=c.loss.lambda_d,
-                device=self.device, seed=c.train.seed, teacher_filter=c.teacher.filter,
-                min_score=c.teacher.min_score)
+        swap, self.unlabelled.background_prob = self.unlabelled.background_prob, 0.0
+        try:  # the labels are made on the crops as they are
+            with self.full_precision():
+                stats = refresh_pseudo_labels(
+                    self.raw_model, loader, self.pseudo, round_index, spec=c.pseudo,
+                    weak=c.weak, crop_size=c.input_size, uv_grid=c.loss.uv_grid,
+                    lambda_d=c.loss.lambda_d, device=self.device, seed=c.train.seed,
+                    teacher_filter=c.teacher.filter, min_score=c.teacher.min_score)
+        finally:
+            self.unlabelled.background_prob = swap
         stats["step"] = float(step)
         self.round_stats.append(stats)
         if self.dist.is_main:

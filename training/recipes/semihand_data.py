@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from handpose.core.augment import AppearanceAugmentation, GeometricAugmentation, affine_matrices
+from handpose.core.augment_background import swap_background
 from handpose.core.augment_geometric import uniform
 from handpose.core.data.base import HandDataset
 from handpose.core.data.folder import ImageFolderDataset
@@ -56,6 +57,9 @@ class StrongAugSpec:
         max_translation: shift ~ U(-max, max) per axis, in pixels of the 64-px grid (scaled to
             the input size, as the weak perturbation).
         color: HSV jitter. grayscale_prob, erase_prob: probabilities per image.
+        background_prob: probability that a teacher-labelled real crop has its background
+            replaced outside the keypoints' hand region (:mod:`handpose.core.augment_background`;
+            not part of SemiHand: the real photos' plain backdrops; 0 = never).
     """
 
     max_angle_deg: float = 30.0
@@ -64,8 +68,12 @@ class StrongAugSpec:
     color: bool = True
     grayscale_prob: float = 0.1
     erase_prob: float = 0.25
+    background_prob: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.background_prob <= 1.0:
+            raise ValueError(f"strong.background_prob must be in [0, 1], got "
+                             f"{self.background_prob}")
         if len(self.scale_range) != 2 or not 0 < self.scale_range[0] <= self.scale_range[1]:
             raise ValueError(f"strong.scale_range must be (lo, hi) with 0 < lo <= hi, got "
                              f"{self.scale_range}")
@@ -168,13 +176,21 @@ class UnlabelledCrops(Dataset[dict[str, Any]]):
     crop px, ``teacher_z``, ``teacher_z_corrected`` (21,), ``teacher_score`` (float),
     ``teacher_hand`` (int: 1 right, 0 left, -1 none) — zeros where not found; ``index`` stays
     the reader's index of the image actually read.
+
+    ``background_prob``: each teacher-labelled crop has, with this probability, its background
+    replaced outside the teacher keypoints' hand region (:func:`swap_background`; drawn from
+    torch's generator, so DataLoader workers differ).
     """
 
     def __init__(self, base: HandDataset, ids: Sequence[int], size: int, margin: float,
-                 labels: TeacherLabels | None = None, upright: bool = False) -> None:
+                 labels: TeacherLabels | None = None, upright: bool = False,
+                 background_prob: float = 0.0) -> None:
         self.base, self.ids, self.size, self.margin = base, list(ids), int(size), float(margin)
         self.labels = labels
         self.upright = bool(upright)  # turn teacher-labelled crops so the hand points up
+        if not 0.0 <= background_prob <= 1.0:
+            raise ValueError(f"background_prob must be in [0, 1]; got {background_prob}")
+        self.background_prob = float(background_prob)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -198,6 +214,11 @@ class UnlabelledCrops(Dataset[dict[str, Any]]):
             out["teacher_z_corrected"] = torch.from_numpy(lab.z_corrected[j].copy())
             out["teacher_score"] = float(lab.score[j])
             out["teacher_hand"] = int(lab.handedness[j])
+            if self.background_prob > 0 and float(torch.rand(())) < self.background_prob:
+                rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
+                rgb = out["rgb"].permute(1, 2, 0).numpy()
+                out["rgb"] = torch.from_numpy(swap_background(
+                    rgb, out["teacher_uv"].numpy(), rng)).permute(2, 0, 1).contiguous()
         else:
             out = crop_sample(s, self.size, self.base.crop_margin_for(s))
             out["teacher_uv"] = out["teacher_uv_corrected"] = torch.zeros(21, 2)
