@@ -3,10 +3,11 @@ keypoints say it is, everything else swapped for a procedural background.
 
 Most real photos with varied gestures in ``shared/data/real_hands`` show the hand on a plain
 backdrop (white, black, a wall), and a network trained on them learns the backdrop with the
-pose: the shipped model, given its own training crops with the background replaced outside
-the keypoints' hand region, fell from PCK@0.2 0.98 to 0.89 against the teacher's keypoints,
-and ~0.10 on every gesture source (0.00 on the open palms). Swapping backgrounds during
-training puts those gestures in front of clutter, as a webcam sees them.
+pose: the shipped model, given 1500 of its own training crops with the backdrop outside the
+keypoints' hand region swapped for real scenes, fell from PCK@0.2 0.978 to 0.858 against the
+teacher's keypoints, 0.12-0.14 on the gesture sources and 0.01 on the open palms
+(``benchmarks/background_reliance.py``). Swapping backgrounds during training puts those
+gestures in front of other backdrops, as a webcam sees them.
 
 The hand region is drawn from the 21 keypoints alone (no segmentation is available): a
 capsule along each bone, the palm polygon, a disc at each joint and, optionally, the forearm
