@@ -23,7 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .data.synthetic.backgrounds import procedural_background
+from .data.synthetic.backgrounds import BackgroundSource
 from .skeleton import BONES, NUM_JOINTS
 
 __all__ = ["hand_region_mask", "swap_background"]
@@ -35,6 +35,7 @@ FOREARM_WIDTH = 1.1
 FOREARM_LENGTH = 0.7
 _PALM = (0, 1, 2, 5, 9, 13, 17)
 _ON = (255.0,)  # the mask's drawing colour
+_PROCEDURAL = BackgroundSource()
 
 
 def hand_region_mask(uv: Any, height: int, width: int, forearm: bool = True,
@@ -80,15 +81,19 @@ def hand_region_mask(uv: Any, height: int, width: int, forearm: bool = True,
 
 
 def swap_background(rgb: np.ndarray, uv: Any, rng: np.random.Generator,
-                    forearm: bool = True) -> np.ndarray:
-    """The image with everything outside the keypoints' hand region replaced by a
-    procedural background (:func:`~.data.synthetic.backgrounds.procedural_background`).
+                    forearm: bool = True, source: BackgroundSource | None = None
+                    ) -> np.ndarray:
+    """The image with everything outside the keypoints' hand region replaced by a new
+    background.
 
     Args:
         rgb: (H, W, 3) uint8 RGB image.
         uv: (21, 2) its hand's keypoints, pixels.
         rng: draws the background.
         forearm: keep the forearm band too (see :func:`hand_region_mask`).
+        source: where backgrounds come from (a folder of images without hands, mixed with
+            procedural ones; :class:`~.data.synthetic.backgrounds.BackgroundSource`); None:
+            procedural only.
 
     Returns:
         (H, W, 3) uint8, a new array; pixels where the mask is 1 are unchanged.
@@ -98,6 +103,6 @@ def swap_background(rgb: np.ndarray, uv: Any, rng: np.random.Generator,
         raise ValueError(f"rgb must be (H, W, 3) uint8; got {img.shape} {img.dtype}")
     h, w = img.shape[:2]
     mask = hand_region_mask(uv, h, w, forearm)[..., None]
-    bg = procedural_background(rng, w, h) * np.float32(255.0)
+    bg = (source or _PROCEDURAL).sample(rng, w, h) * np.float32(255.0)
     out = mask * img.astype(np.float32) + (1.0 - mask) * bg
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from handpose.core.augment_background import hand_region_mask, swap_background
+from handpose.core.data.synthetic.backgrounds import BackgroundSource
 from handpose.core.skeleton import BONES
 
 
@@ -84,6 +85,22 @@ def test_swap_keeps_the_hand_and_replaces_the_rest() -> None:
     # deterministic in its generator, different across draws
     np.testing.assert_array_equal(out, swap_background(img, uv, np.random.default_rng(1)))
     assert not np.array_equal(out, swap_background(img, uv, rng))
+
+
+def test_swap_takes_backgrounds_from_a_folder(tmp_path) -> None:
+    import cv2
+
+    (tmp_path / "bg").mkdir()
+    blue = np.zeros((40, 60, 3), np.uint8)
+    blue[..., 0] = 255  # BGR on disk: pure blue
+    cv2.imwrite(str(tmp_path / "bg" / "wall.png"), blue)
+    source = BackgroundSource(tmp_path / "bg", folder_prob=1.0)
+    img = np.full((128, 128, 3), 128, np.uint8)
+    uv = _hand()
+    out = swap_background(img, uv, np.random.default_rng(0), source=source)
+    outside = hand_region_mask(uv, 128, 128) == 0.0
+    px = out[outside].astype(int)
+    assert np.all(px[:, 0] == 0) and np.all(px[:, 1] == 0) and np.all(px[:, 2] > 150)
 
 
 @pytest.mark.parametrize("uv, h, w, match", [

@@ -233,6 +233,21 @@ def test_unlabelled_crops_swap_backgrounds_of_teacher_labelled_crops_only(tmp_pa
         StrongAugSpec(background_prob=-0.1)
 
 
+def test_a_missing_background_folder_stops_with_a_message(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    fh = write_masked_freihand(tmp_path / "fh", n=4)
+    imgs = write_image_folder(tmp_path / "imgs", n=4)
+    (tmp_path / "empty").mkdir()
+    common = ["semihand", "--preset", "tiny", f"labelled.root={fh}", f"unlabelled.root={imgs}",
+              "train.steps=1", "pseudo.enabled=false", "strong.background_prob=0.5"]
+    for folder, words in ((tmp_path / "nowhere", "does not exist"),
+                          (tmp_path / "empty", "holds no image")):
+        assert main([*common, f"strong.background_dir={folder}",
+                     f"out={tmp_path / ('run_' + folder.name)}"]) != 0
+        err = capsys.readouterr().err
+        assert "strong.background_dir" in err and words in err
+
+
 def test_semihand_with_the_heatmap_head_starts_from_a_heatmap_posenet(tmp_path: Path) -> None:
     fh = write_masked_freihand(tmp_path / "fh", n=8)
     imgs = write_image_folder(tmp_path / "imgs", n=8)

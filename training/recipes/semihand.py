@@ -44,6 +44,7 @@ from handpose.core.checkpoint import load_checkpoint, save_checkpoint
 from handpose.core.circles import circles_from_joints2d, reference_length_px_2d
 from handpose.core.data.errors import DataError
 from handpose.core.data.sample import collate
+from handpose.core.data.synthetic.backgrounds import BackgroundSource
 from handpose.core.data.teacher import MediaPipeTeacher, label_dataset, teacher_cache_path
 from handpose.core.geometry.lifting import to_25d
 from handpose.core.losses.consistency import pose_distance, view_consistency
@@ -56,7 +57,7 @@ from ..config import ConfigError, to_dict
 from ..distributed import barrier
 from ..loop import train
 from ..train_config import plan_batches
-from .data import seeded_subset
+from .data import require_path, seeded_subset
 from .models import load_encoder_weights, resolve_model_file
 from .pose_recipe import PoseRecipe
 from .semihand_config import Config, LossSpec, MaskSpec, TeacherSpec, check
@@ -145,13 +146,23 @@ class SemiHandRecipe(PoseRecipe):
             labels = self._teacher_labels(base, ident, ids)
         self.unlabelled = UnlabelledCrops(base, ids, c.input_size, c.unlabelled.crop_margin,
                                           labels, upright=c.unlabelled.upright,
-                                          background_prob=c.strong.background_prob)
+                                          background_prob=c.strong.background_prob,
+                                          backgrounds=self._backgrounds())
         self.pseudo = PseudoLabels(len(ids))
         ds = PairedDataset(self.unlabelled, labelled)
         plan = plan_batches(c.train, len(ds), self.dist.world_size)
         self.micro = plan.micro
         self.steps_per_round = max(1, math.ceil(plan.total_steps / c.pseudo.rounds))
         return ds
+
+    def _backgrounds(self) -> BackgroundSource | None:
+        folder = self.cfg.strong.background_dir
+        if not folder:
+            return None
+        try:
+            return BackgroundSource(require_path(folder, "strong.background_dir"))
+        except ValueError as e:
+            raise ConfigError(f"strong.background_dir: {e}") from e
 
     def _teacher_labels(self, base: Any, ident: dict[str, Any], ids: list[int]) -> Any:
         t = self.cfg.teacher

@@ -29,6 +29,7 @@ from handpose.core.data.freihand import FreiHANDDataset
 from handpose.core.data.handcrop import crop_sample
 from handpose.core.data.sample import collate
 from handpose.core.data.session_reader import SessionDataset
+from handpose.core.data.synthetic.backgrounds import BackgroundSource
 from handpose.core.data.teacher import TeacherLabels
 from handpose.core.geometry.crop import apply_affine
 
@@ -60,6 +61,8 @@ class StrongAugSpec:
         background_prob: probability that a teacher-labelled real crop has its background
             replaced outside the keypoints' hand region (:mod:`handpose.core.augment_background`;
             not part of SemiHand: the real photos' plain backdrops; 0 = never).
+        background_dir: a folder of photos WITHOUT hands; half of the new backgrounds are
+            crops of them, half procedural ("": all procedural).
     """
 
     max_angle_deg: float = 30.0
@@ -69,6 +72,7 @@ class StrongAugSpec:
     grayscale_prob: float = 0.1
     erase_prob: float = 0.25
     background_prob: float = 0.0
+    background_dir: str = ""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.background_prob <= 1.0:
@@ -179,18 +183,21 @@ class UnlabelledCrops(Dataset[dict[str, Any]]):
 
     ``background_prob``: each teacher-labelled crop has, with this probability, its background
     replaced outside the teacher keypoints' hand region (:func:`swap_background`; drawn from
-    torch's generator, so DataLoader workers differ).
+    torch's generator, so DataLoader workers differ), by a procedural one or, given
+    ``backgrounds``, one of its.
     """
 
     def __init__(self, base: HandDataset, ids: Sequence[int], size: int, margin: float,
                  labels: TeacherLabels | None = None, upright: bool = False,
-                 background_prob: float = 0.0) -> None:
+                 background_prob: float = 0.0, backgrounds: BackgroundSource | None = None
+                 ) -> None:
         self.base, self.ids, self.size, self.margin = base, list(ids), int(size), float(margin)
         self.labels = labels
         self.upright = bool(upright)  # turn teacher-labelled crops so the hand points up
         if not 0.0 <= background_prob <= 1.0:
             raise ValueError(f"background_prob must be in [0, 1]; got {background_prob}")
         self.background_prob = float(background_prob)
+        self.backgrounds = backgrounds
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -218,7 +225,8 @@ class UnlabelledCrops(Dataset[dict[str, Any]]):
                 rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
                 rgb = out["rgb"].permute(1, 2, 0).numpy()
                 out["rgb"] = torch.from_numpy(swap_background(
-                    rgb, out["teacher_uv"].numpy(), rng)).permute(2, 0, 1).contiguous()
+                    rgb, out["teacher_uv"].numpy(), rng, source=self.backgrounds)
+                ).permute(2, 0, 1).contiguous()
         else:
             out = crop_sample(s, self.size, self.base.crop_margin_for(s))
             out["teacher_uv"] = out["teacher_uv_corrected"] = torch.zeros(21, 2)
