@@ -37,6 +37,7 @@ __all__ = [
     "invert_affine",
     "apply_affine",
     "compose_affine",
+    "mirror_affine",
     "uncrop_points",
     "crop_image",
     "crop_images",
@@ -193,6 +194,25 @@ def crop_from_box(box: Any, margin: float = DEFAULT_MARGIN, out_size: int = DEFA
     lead = tuple(np.broadcast_shapes(tuple(b.shape[:-1]), tuple(r.shape)))
     return _square(xp.broadcast_to(centre, (*lead, 2)), xp.broadcast_to(side, lead), out_size,
                    xp.broadcast_to(r, lead))
+
+
+def mirror_affine(A: Any, out_size: int) -> Any:
+    """The same crop mirrored left to right: column u of the crop becomes ``out_size - 1 - u``.
+
+    Args:
+        A: (..., 2, 3) full-image pixels -> crop pixels.
+        out_size: crop side in pixels.
+
+    Returns:
+        (..., 2, 3) full-image pixels -> mirrored crop pixels (uncropping through it maps
+        points found in the mirrored crop back to where they are in the image).
+    """
+    _check_out_size(out_size)
+    (a,), xp = as_arrays(A)
+    _check_A(a)
+    sign = xp.asarray([[-1.0], [1.0]], dtype=a.dtype)
+    shift = xp.asarray([[0.0, 0.0, out_size - 1.0], [0.0, 0.0, 0.0]], dtype=a.dtype)
+    return a * sign + shift
 
 
 def _check_A(A: Any, name: str = "A") -> None:

@@ -100,16 +100,20 @@ class OracleBackend:
         self.scene = scene
         self.input_size = input_size
         self.batches: list[int] = []
+        self.mirrored: list[list[bool]] = []  # per batch: which crops were mirror images
 
     def run(self, crops: np.ndarray) -> Pose25D:
         b, s = crops.shape[0], self.input_size
         self.batches.append(b)
+        self.mirrored.append([])
         uv = np.full((b, 21, 2), (s - 1) / 2.0)
         z = np.zeros((b, 21))
         conf = np.full((b, 21), 0.05)
         for n in range(b):
             h, w = self.scene.image.shape[:2]
             to_full = crop_to_full(crops[n], w, h)
+            self.mirrored[-1].append(to_full is not None
+                                     and bool(np.linalg.det(to_full[:, :2]) < 0))
             if to_full is None or not self.scene.hands:
                 continue
             A = np.linalg.inv(np.vstack([to_full, [0.0, 0.0, 1.0]]))[:2]

@@ -168,3 +168,25 @@ def test_bad_inputs_raise_naming_the_argument() -> None:
     # A single keypoint gives a min_side crop instead of a division by zero.
     A = crop_from_keypoints(np.array([[10.0, 20.0]]), out_size=16, min_side=4.0)
     np.testing.assert_allclose(A[:, :2], np.eye(2) * 4.0)
+
+
+def test_mirror_affine_mirrors_the_crop_and_uncrops_back() -> None:
+    from handpose.core.geometry import mirror_affine
+
+    rng = np.random.default_rng(3)
+    img = (rng.random((60, 80, 3)) * 255).astype(np.uint8)
+    A = np.asarray(square_crop_affine(np.array([40.0, 30.0]), 40.0, 32, 0.3))
+    M = np.asarray(mirror_affine(A, 32))
+    pts = rng.uniform(0, 60, (21, 2))
+    a, m = np.asarray(apply_affine(A, pts)), np.asarray(apply_affine(M, pts))
+    np.testing.assert_allclose(m[:, 0], 31.0 - a[:, 0], atol=1e-9)  # column u -> 31 - u
+    np.testing.assert_allclose(m[:, 1], a[:, 1], atol=1e-9)
+    np.testing.assert_allclose(np.asarray(uncrop_points(M, m)), pts, atol=1e-9)
+    plain, mirrored = crop_image(img, A, 32), crop_image(img, M, 32)
+    # the same sample points (OpenCV's fixed-point bilinear weights differ by a few levels)
+    assert np.abs(plain[:, ::-1].astype(int) - mirrored.astype(int)).mean() < 1.0
+    torch_m = mirror_affine(torch.as_tensor(A), 32)  # tensors and batches too
+    np.testing.assert_allclose(torch_m.numpy(), M)
+    np.testing.assert_allclose(np.asarray(mirror_affine(np.stack([A, A]), 32)), [M, M])
+    with pytest.raises(ValueError, match="out_size"):
+        mirror_affine(A, 0)

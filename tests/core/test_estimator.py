@@ -73,6 +73,26 @@ def test_two_hands_keep_their_ids_and_handedness_in_one_batch():
     assert detector.calls == [1]  # both hands tracked: no more detection
 
 
+def test_left_hands_are_mirrored_for_the_network_once_voted():
+    # The network sees a right hand in every crop of a left-hand track once its vote says
+    # left, and the keypoints come back unmirrored: the oracle still gives the exact pose.
+    for mirror in (True, False):
+        scene, backend, _, est = _pipeline(max_hands=2, smoothing=None, mirror_left=mirror)
+        for t in range(6):
+            right = place_hand((170 + 3 * t, 240), 0.5, roll=0.3)
+            left = place_hand((470 - 3 * t, 250), 0.6, roll=-0.3, left=True)
+            r = est.process(scene.frame([right, left]))
+            for h in r.hands:
+                i, e2d, e3d = _match(h, scene)
+                assert e2d < 2.0 and e3d < 0.01
+        sides = [t.vote.handedness for t in est.tracker.tracks]  # the batch's crop order
+        assert sorted(sides) == ["left", "right"]
+        # first frame: no vote yet, nothing mirrored; then the left track's crop only
+        assert backend.mirrored[0] == [False, False]
+        expected = [mirror and side == "left" for side in sides]
+        assert all(m == expected for m in backend.mirrored[1:])
+
+
 def test_hand_leaving_and_reentering_gets_a_new_track():
     scene, _, detector, est = _pipeline(max_hands=1, detect_every=3)
     seen = []
