@@ -24,6 +24,10 @@ length); the default adult hand of the hand model (reference bone 4.6 cm). With 
 the 3D pose has the right shape and direction but the wrong distance (depth error in
 proportion to the scale error).
 
+Left hands. Once a track's handedness vote says left, its crops are mirrored before the
+network (it sees a right hand) and the keypoints mirrored back (``mirror_left``): the shipped
+network learnt from real photos of mostly right hands and scores higher on a mirrored left hand.
+
 Timestamps. The smoothing needs increasing times: ``Frame.timestamp`` is used when it
 increases; otherwise (e.g. all zero) the estimator advances its clock by 1/30 s per frame.
 

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from handpose.core.checkpoint import load_checkpoint
 from handpose.core.data.sample import collate
 from handpose.core.geometry.crop import uncrop_points
+from handpose.core.inference.handedness import chirality_margin
 from handpose.core.losses.pose import lift_prediction
 from handpose.core.metrics import summarize
 from handpose.core.models import IMAGENET_NORMALIZATION, normalize_images
@@ -81,6 +82,7 @@ def predict(
     normalization: dict[str, Any] | None = None,
     scale_m: float = 0.0,
     num_workers: int = 0,
+    mirror_left: bool = False,
 ) -> Predictions:
     """Run a PoseNet over hand crops of a labelled dataset and lift its output to 3D.
 
@@ -91,6 +93,9 @@ def predict(
         device: where to run.
         normalization: the network's input normalisation (ImageNet by default).
         scale_m: 0 = ground-truth reference bone per sample, else a fixed length (metres).
+        mirror_left: show the network left hands (by the chirality of the ground-truth
+            joints) mirrored and mirror its keypoints back, as the tracker does once a track's
+            handedness vote says left (``HandPoseEstimator(mirror_left=True)``).
     """
     dev = torch.device(device)
     was = model.training
@@ -105,8 +110,16 @@ def predict(
                 if key not in batch:
                     raise ValueError(f"the evaluation set has no {key!r} (a labelled set, read "
                                      "with crop_size, is needed)")
-            out = model(normalize_images(batch["rgb"].to(dev), norm))
+            images = normalize_images(batch["rgb"].to(dev), norm)
+            left = torch.zeros(len(images), dtype=torch.bool)
+            if mirror_left:
+                left = torch.as_tensor(np.asarray(
+                    chirality_margin(batch["joints3d"].double().numpy())) < 0)
+                images = torch.where(left.to(dev)[:, None, None, None],
+                                     torch.flip(images, dims=[3]), images)
+            out = model(images)
             uv = out["uv"].float().cpu()
+            uv[left, :, 0] = images.shape[3] - 1 - uv[left, :, 0]
             scale = batch["scale"] if scale_m == 0 else torch.full_like(batch["scale"], scale_m)
             xyz = lift_prediction(uv, out["z_rel"].float().cpu(), batch["K"], scale,
                                   getattr(model, "root_refiner", None))
