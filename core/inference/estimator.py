@@ -161,8 +161,8 @@ class HandPoseEstimator:
         mirror_left: show the network a mirrored crop (a right hand) of every track whose
             handedness vote says left (p_right <= :data:`MIRROR_BELOW`), and mirror its
             keypoints back. The shipped model learnt from real photos of ~79 % right hands:
-            on the left hand of real_eval_hgc, ground-truth crops mirrored score PCK@0.2 0.914
-            against 0.884 (benchmarks/RESULTS.md, "Left hands mirrored").
+            on the left hand of real_eval_hgc, ground-truth crops mirrored score PCK@0.2 0.910
+            against 0.875 (benchmarks/RESULTS.md, "Left hands mirrored").
     """
 
     def __init__(self, checkpoint: str | PathLike[str] | None = None, device: str = "auto",
@@ -375,8 +375,9 @@ class HandPoseEstimator:
         """The crops of ``plans`` through the network in one batch: (B, 21, 2) keypoints in
         full-image pixels, (B, 21) z_rel, (B, 21) confidence, and the lap clock."""
         affines = np.stack([p.affine for p in plans])
-        if self.mirror_left:
-            left = [p.track is not None and p.track.vote.p_right <= MIRROR_BELOW for p in plans]
+        left = np.array([self.mirror_left and p.track is not None
+                         and p.track.vote.p_right <= MIRROR_BELOW for p in plans])
+        if left.any():
             affines[left] = mirror_affine(affines[left], self.backend.input_size)
         crops = np.stack([crop_image(frame.rgb, a, self.backend.input_size) for a in affines])
         t0 = lap("crop", t0)
