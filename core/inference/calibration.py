@@ -18,19 +18,19 @@ hand model's feasible ranges so :func:`~handpose.core.biomech.correct_pose` acce
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..handmodel import HandModel, load_hand_model
-from ..skeleton import BONES, REFERENCE_BONE
+from ..skeleton import BONES, NUM_BONES, REFERENCE_BONE
 from ..types import Frame
 
 if TYPE_CHECKING:
     from .estimator import HandPoseEstimator
 
 __all__ = ["HAND_LENGTH_BONES", "template_hand_length", "hand_scale_from_length",
-           "calibrate_hand_size"]
+           "calibrate_hand_size", "resolve_hand_scale"]
 
 #: Bones summed for the hand length: wrist -> middle MCP -> PIP -> DIP -> tip (the length a
 #: user measures from the wrist crease to the tip of the straight middle finger).
@@ -134,3 +134,34 @@ def calibrate_hand_size(frames: Iterable[Frame], estimator: HandPoseEstimator | 
     if hand_length_m is not None:
         bones = bones * (float(hand_length_m) / float(bones[list(HAND_LENGTH_BONES)].sum()))
     return _feasible(bones, m)
+
+
+def resolve_hand_scale(hand_scale: Any) -> tuple[np.ndarray | None, float, float]:
+    """What the estimator's ``hand_scale`` means.
+
+    Args:
+        hand_scale: None (the default adult hand), a size relative to it in [0.3, 3], or
+            (20,) per-user bone lengths in metres (BONES order).
+
+    Returns:
+        per-user bone lengths (20,) metres or None, the reference bone length (metres), and
+        the size relative to the template hand.
+
+    Raises:
+        ValueError: anything else, saying what is accepted.
+    """
+    model = load_hand_model()
+    ref0 = model.reference_bone_length
+    if hand_scale is None:
+        return None, ref0, 1.0
+    arr = np.asarray(hand_scale, dtype=np.float64)
+    if arr.ndim == 0:
+        f = float(arr)
+        if not (np.isfinite(f) and 0.3 <= f <= 3.0):
+            raise ValueError(f"hand_scale as a number is the size relative to the default "
+                             f"adult hand, in [0.3, 3]; got {f}")
+        return model.bone_lengths * f, ref0 * f, f
+    if arr.shape != (NUM_BONES,) or not np.all(np.isfinite(arr)) or not np.all(arr > 0):
+        raise ValueError(f"hand_scale must be None, a relative size, or (20,) positive bone "
+                         f"lengths in metres; got shape {arr.shape}")
+    return arr, float(arr[_REF]), float(np.mean(arr / model.bone_lengths))

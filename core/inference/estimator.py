@@ -52,9 +52,9 @@ from ..geometry.crop import apply_affine, crop_image, invert_affine, mirror_affi
 from ..geometry.lifting import lift_from_root_depth, lift_to_3d
 from ..handmodel import load_hand_model
 from ..safe_load import CheckpointError
-from ..skeleton import NUM_BONES, REFERENCE_BONE
 from ..types import Frame, FrameResult, HandPose
 from .backends import PoseBackend, load_backend
+from .calibration import resolve_hand_scale
 from .depth_lift import depth_scale_and_root
 from .fitting import DepthFitParams, fit_to_depth
 from .hand_filter import HandFilter, HandSmoothing
@@ -87,7 +87,6 @@ MAKE_DEFAULT_CHECKPOINT = (
 #: this (a new track, 0.5, is not mirrored until its first poses have voted).
 MIRROR_BELOW = 0.4
 _NOMINAL_DT = 1.0 / 30.0
-_REF = REFERENCE_BONE[1] - 1
 
 
 def default_checkpoint_path() -> Path:
@@ -95,25 +94,6 @@ def default_checkpoint_path() -> Path:
     from handpose.assets import ASSETS_DIR
 
     return Path(ASSETS_DIR) / "models" / "default.pt"
-
-
-def _resolve_hand_scale(hand_scale: Any) -> tuple[np.ndarray | None, float, float]:
-    """-> (per-user bone lengths (20,) or None, reference bone length m, size vs template)."""
-    model = load_hand_model()
-    ref0 = model.reference_bone_length
-    if hand_scale is None:
-        return None, ref0, 1.0
-    arr = np.asarray(hand_scale, dtype=np.float64)
-    if arr.ndim == 0:
-        f = float(arr)
-        if not (np.isfinite(f) and 0.3 <= f <= 3.0):
-            raise ValueError(f"hand_scale as a number is the size relative to the default "
-                             f"adult hand, in [0.3, 3]; got {f}")
-        return model.bone_lengths * f, ref0 * f, f
-    if arr.shape != (NUM_BONES,) or not np.all(np.isfinite(arr)) or not np.all(arr > 0):
-        raise ValueError(f"hand_scale must be None, a relative size, or (20,) positive bone "
-                         f"lengths in metres; got shape {arr.shape}")
-    return arr, float(arr[_REF]), float(np.mean(arr / model.bone_lengths))
 
 
 class HandPoseEstimator:
@@ -178,7 +158,7 @@ class HandPoseEstimator:
         if smoothing is not None and not isinstance(smoothing, HandSmoothing):
             raise ValueError("smoothing must be HandSmoothing (e.g. HandSmoothing.at_strength"
                              f"(0.5)) or None; got {smoothing!r}")
-        self.bone_lengths, self.scale, self.size_factor = _resolve_hand_scale(hand_scale)
+        self.bone_lengths, self.scale, self.size_factor = resolve_hand_scale(hand_scale)
         self._ref0 = load_hand_model().reference_bone_length
         self._options = dict(max_hands=max_hands, correct=correct, smoothing=smoothing,
                              hand_scale=hand_scale, fit_depth=fit_depth,
