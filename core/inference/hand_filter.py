@@ -10,7 +10,11 @@ each part gets its own :class:`~.filters.OneEuroFilter`. Four give the smoothed 
   noisiest coordinate; on its own, its jitter neither moves the hand in the image (the root is
   put back on the ray of the filtered wrist pixel) nor raises the cutoff of the other parts.
 * **pose in the image plane** — root-relative X, Y of every joint (metres), one cutoff per
-  joint from the norm of its in-plane velocity (the same for any direction of motion).
+  joint from the norm of its in-plane velocity (the same for any direction of motion). They
+  are taken with the wrist at the *smoothed* depth (each joint on its keypoint's ray, at that
+  depth plus its own relative depth): the lifted X, Y scale with the solved root depth, whose
+  noise would otherwise stretch the pose sideways (on real_eval_hgc, tracked: 3D jitter 28.3
+  -> 24.6 mm, benchmarks/RESULTS.md).
 * **pose depth** — root-relative Z of every joint (metres).
 
 Filtering the 63 camera-frame coordinates one by one instead (the previous default, 1.5 Hz,
@@ -185,7 +189,12 @@ class HandFilter:
         root_z = float(self._root_depth(j[:1, 2], timestamp)[0])
         root = np.linalg.solve(k, np.array([root_uv[0], root_uv[1], 1.0])) * root_z
         rel = j - j[:1]
-        plane = self._pose_plane(rel[:, :2], timestamp)
+        # the in-plane offsets as if the wrist stood at the smoothed depth: each joint on its
+        # keypoint's ray at that depth plus its own relative depth, so the solved root depth's
+        # noise does not stretch the pose sideways (X = x/z ray x Z)
+        rays = (uv - k[:2, 2]) / np.array([k[0, 0], k[1, 1]])
+        plane_in = rays * (root_z + rel[:, 2:]) - rays[:1] * root_z
+        plane = self._pose_plane(plane_in, timestamp)
         depth = self._pose_depth(rel[:, 2], timestamp)
         keypoints = root_uv + self._pose_image(uv - uv[:1], timestamp, speed_scale=speed_scale)
         return np.concatenate([plane, depth[:, None]], axis=1) + root, keypoints
