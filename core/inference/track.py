@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model checkpoint (.pt or .onnx; default: assets/models/default.pt)")
     p.add_argument("--max-hands", type=int, default=2, help="at most this many hands (2)")
     p.add_argument("--no-correct", action="store_true", help="skip biomechanical correction")
+    p.add_argument("--no-mirror-left", action="store_true",
+                   help="show the network left hands as they are (by default a hand voted "
+                        "left is mirrored for it, as the shipped model prefers)")
     p.add_argument("--smoothing", type=_smoothing, default="medium",
                    help="temporal smoothing of the 3D joints and 2D keypoints: off, light, "
                    "medium (default), strong, maximum, or a strength in [0, 1]")
@@ -223,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             est = HandPoseEstimator(args.checkpoint, device=args.device, backend=args.backend,
                                     max_hands=args.max_hands, correct=not args.no_correct,
                                     smoothing=args.smoothing, hand_scale=hand_scale,
-                                    fit_depth=args.fit_depth, precision=args.precision)
+                                    fit_depth=args.fit_depth, precision=args.precision,
+                                    mirror_left=not args.no_mirror_left)
         except (CheckpointError, ValueError, RuntimeError) as e:
             return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
         try:

@@ -170,3 +170,23 @@ def test_smoothing_option_takes_levels_and_strengths(capsys):
         with pytest.raises(SystemExit):
             parse("--smoothing", bad)
         assert "a strength in [0, 1]" in capsys.readouterr().err
+
+
+def test_no_mirror_left_reaches_the_estimator(tiny_ckpt, image_dir, tmp_path, capsys,
+                                              monkeypatch):
+    from handpose.core.inference import estimator
+
+    seen = []
+
+    class Recording(estimator.HandPoseEstimator):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            seen.append(self.mirror_left)
+
+    monkeypatch.setattr(estimator, "HandPoseEstimator", Recording)
+    base = [f"folder:{image_dir}", "--out", tmp_path / "p.jsonl", "--checkpoint", tiny_ckpt,
+            "--limit", "1"]
+    for extra in ([], ["--no-mirror-left"]):
+        code, _, err = _run(base + extra, capsys)
+        assert code == 0, err
+    assert seen == [True, False]
