@@ -47,23 +47,20 @@ def _sample(i: int, left: bool) -> dict:
 
 def test_left_hands_are_shown_mirrored_and_their_keypoints_mirrored_back() -> None:
     data = [_sample(0, False), _sample(1, True), _sample(2, True)]
+    reference = _Constant()
+    plain = predict(reference, data, batch_size=3)  # nothing mirrored
+    crop_uv = torch.tensor([[5.0, 20.0]]) + torch.arange(21.0)[:, None]
     for mirror in (False, True):
         model = _Constant()
         pred = predict(model, data, batch_size=3, mirror_left=mirror)
-        x = model.seen[0]
-        plain = predict(_Constant(), data, batch_size=3)  # reference: nothing mirrored
-        crop_uv = torch.tensor([[5.0, 20.0]]) + torch.arange(21.0)[:, None]
         for i, left in enumerate((False, True, True)):
-            flipped = mirror and left
             ref = plain.uv[i]
-            if flipped:
+            if mirror and left:
                 want = crop_uv.clone()
                 want[:, 0] = S - 1 - want[:, 0]
                 ref = np.asarray(uncrop_points(data[i]["crop_affine"], want))
             np.testing.assert_allclose(pred.uv[i], ref, atol=1e-5)
-        # the images: the left hands' flipped left to right, the right hand's as it was
-        ref_x = _Constant()
-        predict(ref_x, data, batch_size=3)
-        for i, left in enumerate((False, True, True)):
-            want = torch.flip(ref_x.seen[0][i], dims=[2]) if mirror and left else ref_x.seen[0][i]
-            assert torch.equal(x[i], want)
+            # the images: the left hands' flipped left to right, the right hand's as it was
+            shown = reference.seen[0][i]
+            want_x = torch.flip(shown, dims=[2]) if mirror and left else shown
+            assert torch.equal(model.seen[0][i], want_x)
