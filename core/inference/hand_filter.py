@@ -169,10 +169,9 @@ class HandFilter:
                              f"got {j.shape} and {k.shape}")
         if not np.all(np.isfinite(j)):
             raise ValueError("joints must be finite (metres)")
+        # projected and lifted inline, not through geometry.camera's project / unproject:
+        # their input checks (done once above) made this filter ~1.7x slower per frame
         if keypoints is None:
-            # projected (and the root lifted, below) inline, not through geometry.camera's
-            # project / unproject: their input checks (done once above) made this filter
-            # ~1.7x slower on the per-frame path
             pix = j @ k.T
             uv = pix[:, :2] / np.maximum(pix[:, 2:], MIN_ROOT_DEPTH)
         else:
@@ -187,13 +186,16 @@ class HandFilter:
         speed_scale = 1.0 / max(side, 1.0)
         root_uv = self._root_image(uv[0], timestamp, speed_scale=speed_scale)
         root_z = float(self._root_depth(j[:1, 2], timestamp)[0])
-        root = np.linalg.solve(k, np.array([root_uv[0], root_uv[1], 1.0])) * root_z
+        k_inv = np.linalg.inv(k)  # pixels -> camera rays (x/z, y/z, 1)
+        root = (k_inv[:, :2] @ root_uv + k_inv[:, 2]) * root_z
+        rays = uv @ k_inv[:2, :2].T + k_inv[:2, 2]
+        if keypoints is None:  # a joint at or behind the camera plane has no ray: left as is
+            rays[j[:, 2] < MIN_ROOT_DEPTH] = rays[0]
         rel = j - j[:1]
-        # the in-plane offsets as if the wrist stood at the smoothed depth: each joint on its
-        # keypoint's ray at that depth plus its own relative depth, so the solved root depth's
-        # noise does not stretch the pose sideways (X = x/z ray x Z)
-        rays = (uv - k[:2, 2]) / np.array([k[0, 0], k[1, 1]])
-        plane_in = rays * (root_z + rel[:, 2:]) - rays[:1] * root_z
+        # the in-plane offsets as if the wrist stood at the smoothed depth: every joint moved
+        # along its ray by the same depth change as the wrist (X = ray x Z), so the solved
+        # root depth's noise does not stretch the pose sideways
+        plane_in = rel[:, :2] + (rays - rays[:1]) * (root_z - j[0, 2])
         plane = self._pose_plane(plane_in, timestamp)
         depth = self._pose_depth(rel[:, 2], timestamp)
         keypoints = root_uv + self._pose_image(uv - uv[:1], timestamp, speed_scale=speed_scale)

@@ -86,6 +86,19 @@ def test_root_depth_noise_does_not_stretch_the_pose() -> None:
     assert moved < 0.2 * np.abs(np.diff(raw[20:], axis=0)).mean()
 
 
+def test_a_joint_behind_the_camera_keeps_its_offset_without_keypoints() -> None:
+    # Without keypoints the filter projects the joints; a joint behind the camera plane has no
+    # ray to slide along when the root depth changes, so its in-plane offset is kept as lifted.
+    rng = np.random.default_rng(9)
+    hand = _hand(0.15)
+    hand[8] = hand[0] + [0.03, -0.05, -0.2]
+    f = HandFilter()
+    for t, d in zip(TS[:30], rng.normal(0, 0.003, 30)):
+        j = hand + [0.0, 0.0, d]
+        out = f(j, K, t)
+    np.testing.assert_allclose(out[8, :2] - out[0, :2], hand[8, :2] - hand[0, :2], atol=0.01)
+
+
 def test_the_wrist_lag_is_the_same_in_hand_sizes_near_and_far() -> None:
     # The same metric motion at twice the distance is half as fast in pixels on a hand half
     # as large: measured in hand sizes per second, it is filtered alike.
