@@ -41,10 +41,14 @@ class HandDataset(Dataset[dict[str, Any]]):
 
     ``crop_upright`` (attribute, default False): crops of labelled samples are turned so the
     hand points up, as the tracker crops at run time (set it after construction).
+    ``crop_mirror_left`` (attribute, default False): crops of left hands (``handedness`` 0) are
+    mirrored into right hands (``crop_sample(mirror=True)``), as the tracker shows a left hand
+    to the network (``HandPoseEstimator(mirror_left=True)``).
     """
 
     source = "dataset"
     crop_upright = False
+    crop_mirror_left = False
 
     def __init__(
         self,
@@ -109,8 +113,9 @@ class HandDataset(Dataset[dict[str, Any]]):
                 last = e
                 continue
             if self.crop_size is not None:
+                mirror = self.crop_mirror_left and int(sample.get("handedness", -1)) == 0
                 sample = crop_sample(sample, self.crop_size, self.crop_margin_for(sample),
-                                     upright=self.crop_upright)
+                                     upright=self.crop_upright, mirror=mirror)
             return sample
         if last is None:
             raise DataError(type(self).__name__, f"every sample from index {index} on is "

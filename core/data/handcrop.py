@@ -12,6 +12,11 @@ hand and background depths), all with zeros outside the image. ``uv`` and the ``
 corners go through the affine (the new box is the axis-aligned box of the moved corners),
 ``K`` becomes :func:`crop_intrinsics` (exact for affine crops), and ``crop_affine`` (2, 3)
 records the map full-image pixels -> crop pixels so predictions can be uncropped.
+
+``mirror=True`` cuts the same crop mirrored left to right (a left hand becomes a right hand):
+the affine gains the reflection (:func:`mirror_affine`), so ``K`` (its ``fx`` and skew change
+sign), ``uv``, the images and ``crop_affine`` stay exact for the unchanged 3D joints, whose
+relative depths are those of the mirrored hand; ``handedness`` 0/1 is swapped.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from ..geometry.crop import (
     crop_from_keypoints,
     crop_image,
     crop_intrinsics,
+    mirror_affine,
     upright_rotation,
 )
 
@@ -70,7 +76,7 @@ def _box_through(A: np.ndarray, box: torch.Tensor) -> torch.Tensor:
 
 
 def crop_sample(sample: dict[str, Any], out_size: int, margin: float = DEFAULT_CROP_MARGIN,
-                upright: bool = False) -> dict[str, Any]:
+                upright: bool = False, mirror: bool = False) -> dict[str, Any]:
     """Crop a contract sample to ``out_size`` x ``out_size`` around the hand.
 
     Args:
@@ -78,6 +84,7 @@ def crop_sample(sample: dict[str, Any], out_size: int, margin: float = DEFAULT_C
         out_size: crop side in pixels.
         margin: crop side / hand extent (> 0), rules 1-2 of the module docstring.
         upright: turn labelled crops so the hand points up (see :func:`crop_affine_for`).
+        mirror: mirror the crop left to right (module docstring).
 
     Returns:
         a new sample: ``rgb`` (3, out, out), ``K``, ``uv``, ``box``, ``depth``, ``mask`` in
@@ -87,6 +94,10 @@ def crop_sample(sample: dict[str, Any], out_size: int, margin: float = DEFAULT_C
         raise ValueError("sample is already cropped (it has 'crop_affine')")
     A = crop_affine_for(sample, out_size, margin, upright)
     out = dict(sample)
+    if mirror:
+        A = np.asarray(mirror_affine(A, out_size))
+        if int(sample.get("handedness", -1)) in (0, 1):
+            out["handedness"] = 1 - int(sample["handedness"])
     rgb = sample["rgb"].permute(1, 2, 0).numpy()
     out["rgb"] = torch.from_numpy(np.ascontiguousarray(crop_image(rgb, A, out_size)
                                                        .transpose(2, 0, 1)))

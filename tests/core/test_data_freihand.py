@@ -206,3 +206,20 @@ def test_upright_crops_point_the_hand_up(tmp_path):
         # the crop's K still projects the 3D joints onto the crop's 2D joints
         p = s["joints3d"].double() @ s["K"].double().T
         assert torch.allclose(p[:, :2] / p[:, 2:], s["uv"].double(), atol=1e-3)
+
+
+def test_crop_mirror_left_shows_left_hands_as_right_hands(tmp_path):
+    write_freihand(tmp_path, n=4)
+    (tmp_path / "training_handedness.json").write_text(json.dumps([0, 1, 1, 0]))
+    ds = FreiHANDDataset(tmp_path, crop_size=64)
+    ds.crop_upright = True
+    plain = [ds[i] for i in range(4)]
+    ds.crop_mirror_left = True
+    for i, was_left in enumerate([True, False, False, True]):
+        s = ds[i]
+        assert s["handedness"] == 1
+        expected = torch.flip(plain[i]["rgb"], dims=[2]) if was_left else plain[i]["rgb"]
+        diff = (s["rgb"].int() - expected.int()).abs().float()
+        assert float(diff.mean()) < 0.2  # warpAffine samples at 1/32 px: rounding only
+        p = s["joints3d"].double() @ s["K"].double().T  # still exact, upright and mirrored
+        assert torch.allclose(p[:, :2] / p[:, 2:], s["uv"].double(), atol=1e-3)

@@ -144,3 +144,30 @@ def test_crop_without_labels_uses_box_then_centre_square():
     centre = inv @ np.array([24.5, 24.5, 1.0])
     np.testing.assert_allclose(centre, [10.0, 5.0], atol=1e-4)  # box centre
     assert np.hypot(*inv[0, :2]) * 50 == pytest.approx(40.0)  # side = 2 x max(w, h)
+
+
+def test_mirrored_crop_is_the_crop_flipped_and_stays_exact(rng):
+    """``mirror=True``: the same crop flipped left to right; K (fx and skew negated), uv and
+    crop_affine stay exact for the unchanged 3D joints; handedness swaps."""
+    joints, K = _hand(rng)
+    h, w = 200, 300
+    y, x = np.mgrid[:h, :w]
+    smooth = 128 + 100 * np.sin(x / 7.0) * np.cos(y / 5.0)  # warpAffine samples at 1/32 px
+    rgb = np.repeat(smooth[..., None], 3, axis=2).astype(np.uint8)
+    mask = (rng.random((h, w)) > 0.5).astype(np.uint8)
+    s = make_sample(rgb, index=0, source="t", K=K, joints3d=joints, mask=mask, handedness=0)
+    plain, mirrored = crop_sample(s, 64, 1.5), crop_sample(s, 64, 1.5, mirror=True)
+    diff = (mirrored["rgb"].int() - torch.flip(plain["rgb"], dims=[2]).int()).abs()
+    assert int(diff.max()) <= 2  # bilinear sampling at mirrored points: rounding only
+    assert torch.equal(mirrored["mask"], torch.flip(plain["mask"], dims=[2]))
+    torch.testing.assert_close(mirrored["uv"][:, 0], 63 - plain["uv"][:, 0])
+    torch.testing.assert_close(mirrored["uv"][:, 1], plain["uv"][:, 1])
+    cam = joints @ mirrored["K"].double().numpy().T
+    np.testing.assert_allclose(mirrored["uv"].numpy(), cam[:, :2] / cam[:, 2:], atol=1e-2)
+    back = np.asarray(invert_affine(mirrored["crop_affine"].double().numpy()))
+    full = mirrored["uv"].double().numpy() @ back[:, :2].T + back[:, 2]
+    np.testing.assert_allclose(full, s["uv"].numpy(), atol=1e-3)
+    assert float(mirrored["K"][0, 0]) == pytest.approx(-float(plain["K"][0, 0]))
+    assert (plain["handedness"], mirrored["handedness"]) == (0, 1)
+    unknown = make_sample(rgb, index=0, source="t", K=K, joints3d=joints)
+    assert crop_sample(unknown, 64, mirror=True)["handedness"] == -1

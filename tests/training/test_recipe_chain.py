@@ -94,3 +94,17 @@ def test_bad_chain_configs_fail_before_training(tmp_path: Path) -> None:
     assert main([*base, 'stages=["finetune", "pretrain"]', f"out={tmp_path / 'b'}"]) == 2
     assert main([*base, f"real={tmp_path / 'missing'}", f"out={tmp_path / 'c'}"]) == 2
     assert not any((tmp_path / d).exists() for d in "abc")
+
+
+def test_right_hands_mirrors_left_hands_in_every_labelled_stage() -> None:
+    from handpose.training.recipes.chain import STAGES, Config, stage_overrides
+
+    for right in (False, True):
+        cfg = Config(synthetic="s", real="r", right_hands=right)
+        for stage in STAGES:
+            keys = {w.split("=", 1)[0]: w.split("=", 1)[1]
+                    for w in stage_overrides(cfg, stage, Path("run"), "")}
+            mirrored = {k for k, v in keys.items() if k.endswith(".mirror_left") and v == "true"}
+            want = {"pretrain": set(), "finetune": {"data.mirror_left", "val.mirror_left"}}.get(
+                stage, {"labelled.mirror_left", "unlabelled.mirror_left", "val.mirror_left"})
+            assert mirrored == (want if right else set())

@@ -95,6 +95,11 @@ class Config:
         confidence_crops: hand crops to calibrate the confidence on (0 = keep the head's
             ``error_scale``); see :func:`.confidence.calibrate_confidence`.
         min_confidence: the tracker's threshold the confidence is calibrated to.
+        right_hands: train on right hands only: every labelled and real crop of a left hand
+            (the synthetic labels' handedness, the teacher's for the real photos) is shown
+            mirrored, as the tracker shows left hands (``HandPoseEstimator(mirror_left=True)``);
+            not for PeCLR pre-training (no labels). The confidence and int8 calibration crops
+            show left hands mirrored in any case, as the tracker does.
     """
 
     name: Literal["default"] = "default"
@@ -120,6 +125,7 @@ class Config:
     int8_calibration: int = 256
     confidence_crops: int = 300
     min_confidence: float = 0.3
+    right_hands: bool = False
 
     def __post_init__(self) -> None:
         bad = [s for s in self.stages if s not in STAGES]
@@ -159,6 +165,9 @@ def stage_overrides(cfg: Config, stage: str, run_dir: Path, prev_model: str) -> 
             out.append(f"teacher.cache_dir={cfg.teacher_cache}")
         if cfg.synthetic_test:
             out += [f"val.root={cfg.synthetic_test}", "val.upright=true", "val.limit=500"]
+    if cfg.right_hands and stage != "pretrain":
+        sections = ("data", "val") if stage == "finetune" else ("labelled", "unlabelled", "val")
+        out += [f"{sec}.mirror_left=true" for sec in sections]
     if prev_model:
         out.append(f"init={prev_model}")
     merged = dict(w.split("=", 1) for w in out)
@@ -222,7 +231,8 @@ def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
     arch, calibration = dict(meta.arch), None
     if cfg.confidence_crops:
         crops = labelled_dataset(LabelledData(root=cfg.synthetic_test or cfg.synthetic,
-                                              upright=True, limit=cfg.confidence_crops),
+                                              upright=True, limit=cfg.confidence_crops,
+                                              mirror_left=True),
                                  meta.input_size,
                                  key="synthetic_test" if cfg.synthetic_test else "synthetic")
         calibration = calibrate_confidence(model, crops, dict(meta.normalization),
@@ -253,7 +263,8 @@ def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
     if cfg.int8:  # made from the final file: the runtime checks the int8 file names it
         fp32 = export_checkpoint(path, run_dir / "export" / f"{path.stem}.onnx")
         calib = labelled_dataset(LabelledData(root=cfg.synthetic, upright=True,
-                                              limit=cfg.int8_calibration),
+                                              limit=cfg.int8_calibration,
+                                              mirror_left=True),
                                  meta.input_size, key="synthetic")
         int8 = quantize_onnx(fp32, int8_path_for(path), calib, checkpoint=path,
                              limit=cfg.int8_calibration)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import Dataset, Subset
 
+from handpose.core.data.base import HandDataset
 from handpose.core.data.folder import ImageFolderDataset
 from handpose.core.data.freihand import FreiHANDDataset
 from handpose.core.data.handcrop import DEFAULT_CROP_MARGIN
@@ -42,6 +43,8 @@ class LabelledData:
         crop_margin: crop side / keypoint extent of the hand crops.
         upright: turn each crop so the hand points up (wrist -> middle MCP), as the tracker
             crops at run time; augmentation rotations then act as jitter around upright.
+        mirror_left: show left hands (by the set's handedness) mirrored, as right hands, as
+            the tracker shows them to the network (``HandPoseEstimator(mirror_left=True)``).
         skip_bad: skip unreadable samples (counted, one warning) instead of failing.
     """
 
@@ -53,6 +56,7 @@ class LabelledData:
     limit: int = 0
     crop_margin: float = DEFAULT_CROP_MARGIN
     upright: bool = False
+    mirror_left: bool = False
     skip_bad: bool = False
 
     def __post_init__(self) -> None:
@@ -76,6 +80,8 @@ class UnlabelledData:
         crop_margin: crop side / hand box side for images with a hand box.
         upright: where a recipe crops around keypoints (e.g. teacher labels), turn the crop
             so the hand points up, as the tracker does at run time.
+        mirror_left: where a recipe has the teacher's handedness, show left hands mirrored, as
+            right hands (as the tracker does, ``HandPoseEstimator(mirror_left=True)``).
         skip_bad: skip unreadable images (counted, one warning) instead of failing.
     """
 
@@ -86,6 +92,7 @@ class UnlabelledData:
     load_size: int = 160
     crop_margin: float = DEFAULT_CROP_MARGIN
     upright: bool = False
+    mirror_left: bool = False
     skip_bad: bool = True
 
     def __post_init__(self) -> None:
@@ -121,20 +128,23 @@ def seeded_subset(ds: Dataset[Any], fraction: float = 1.0, limit: int = 0, seed:
 
 
 def labelled_dataset(sec: LabelledData, crop_size: int, seed: int = 0,
-                     key: str = "data.root") -> Dataset[Any]:
-    """The labelled set as hand-centred crops of ``crop_size`` (a seeded subset if asked)."""
+                     key: str = "data.root", load_mask: bool = False) -> Dataset[Any]:
+    """The labelled set as hand-centred crops of ``crop_size`` (a seeded subset if asked);
+    ``load_mask``: with the FreiHAND layout's masks (``<split>/mask/%08d.png``; sessions have
+    none)."""
     root = require_path(sec.root, key)
-    ds: Dataset[Any]
+    ds: HandDataset
     if sec.format == "session":
         ds = SessionDataset(root, labelled_only=True, crop_size=crop_size,
                             crop_margin=sec.crop_margin, skip_bad=sec.skip_bad)
     else:
         ds = FreiHANDDataset(root, sec.versions, split=sec.split, load_depth=False,
-                             load_mask=False, crop_size=crop_size, crop_margin=sec.crop_margin,
-                             skip_bad=sec.skip_bad)
-    if len(ds) == 0:  # type: ignore[arg-type]
+                             load_mask=load_mask, crop_size=crop_size,
+                             crop_margin=sec.crop_margin, skip_bad=sec.skip_bad)
+    if len(ds) == 0:
         raise ConfigError(f"{key}: no labelled samples in {root.resolve()}")
-    ds.crop_upright = sec.upright  # type: ignore[attr-defined]
+    ds.crop_upright = sec.upright
+    ds.crop_mirror_left = sec.mirror_left
     return seeded_subset(ds, sec.fraction, sec.limit, seed)
 
 

@@ -170,7 +170,10 @@ def write_model_card(path: Path, checkpoint: Path, training: dict[str, Any],
         f"ResNet-{cfg['depth']} PoseNet, {cfg['input_size']} px upright hand crops, 2.5D output "
         "(21 x (u, v, z_rel)) with per-joint confidence; weights stored as "
         f"{cfg['dtype']}. Trained by `handpose-train recipe {cfg['name']}` "
-        f"(stage preset `{cfg['stage_preset']}`).",
+        f"(stage preset `{cfg['stage_preset']}`)."
+        + (" Trained on right hands only: every left hand was shown to it mirrored "
+           "(`right_hands=true`), as the tracker shows it left hands." if cfg.get("right_hands")
+           else ""),
         "",
         "## Data",
         f"- Labelled: synthetic renders `{cfg['synthetic']}` (handpose-data synth, both hands).",
@@ -196,7 +199,8 @@ def write_model_card(path: Path, checkpoint: Path, training: dict[str, Any],
               "```", f"handpose-train recipe {cfg['name']} --preset {cfg['stage_preset']} "
               f"synthetic={cfg['synthetic']} synthetic_test={cfg['synthetic_test']} "
               f"real={cfg['real']} real_eval={cfg['real_eval']} input_size={cfg['input_size']} "
-              f"depth={cfg['depth']}" + (" \\" if overrides else ""),
+              f"depth={cfg['depth']}" + (" right_hands=true" if cfg.get("right_hands") else "")
+              + (" \\" if overrides else ""),
               *[o + (" \\" if i < len(overrides) - 1 else "") for i, o in enumerate(overrides)],
               "```", ""]
     for subset, title in (("real_eval", "Real frames (real_eval)"),

@@ -57,7 +57,7 @@ from ..config import ConfigError, to_dict
 from ..distributed import barrier
 from ..loop import train
 from ..train_config import plan_batches
-from .data import require_path, seeded_subset
+from .data import labelled_dataset, require_path, seeded_subset
 from .models import load_encoder_weights, resolve_model_file
 from .pose_recipe import PoseRecipe
 from .semihand_config import Config, LossSpec, MaskSpec, TeacherSpec, check
@@ -65,7 +65,6 @@ from .semihand_data import (
     PairedDataset,
     UnlabelledCrops,
     collate_pairs,
-    labelled_mask_dataset,
     unlabelled_base,
     weak_perturbation,
 )
@@ -136,8 +135,10 @@ class SemiHandRecipe(PoseRecipe):
     def train_dataset(self) -> Dataset[Any]:
         c = self.cfg
         seed = c.train.seed
-        labelled = labelled_mask_dataset(c.labelled, c.input_size, seed) if c.labelled.root \
-            else None
+        labelled = None
+        if c.labelled.root:
+            labelled = labelled_dataset(c.labelled, c.input_size, seed, "labelled.root",
+                                        load_mask=True)
         base, ident = unlabelled_base(c.unlabelled)
         sub = seeded_subset(base, 1.0, c.unlabelled.limit, seed)
         ids = list(sub.indices) if isinstance(sub, Subset) else list(range(len(base)))
@@ -147,7 +148,8 @@ class SemiHandRecipe(PoseRecipe):
         self.unlabelled = UnlabelledCrops(base, ids, c.input_size, c.unlabelled.crop_margin,
                                           labels, upright=c.unlabelled.upright,
                                           background_prob=c.strong.background_prob,
-                                          backgrounds=self._backgrounds())
+                                          backgrounds=self._backgrounds(),
+                                          mirror_left=c.unlabelled.mirror_left)
         self.pseudo = PseudoLabels(len(ids))
         ds = PairedDataset(self.unlabelled, labelled)
         plan = plan_batches(c.train, len(ds), self.dist.world_size)

@@ -34,13 +34,12 @@ from handpose.core.data.teacher import TeacherLabels
 from handpose.core.geometry.crop import apply_affine
 
 from ..config import ConfigError
-from .data import LabelledData, UnlabelledData, require_path, seeded_subset
+from .data import UnlabelledData, require_path
 
 __all__ = [
     "StrongAugSpec",
     "WeakAugSpec",
     "weak_perturbation",
-    "labelled_mask_dataset",
     "unlabelled_base",
     "UnlabelledCrops",
     "PairedDataset",
@@ -132,24 +131,6 @@ def weak_perturbation(b: int, size: int, spec: WeakAugSpec, uv_grid: float,
                            torch.zeros(b, dtype=torch.bool, device=device), c, c)
 
 
-def labelled_mask_dataset(sec: LabelledData, size: int, seed: int, key: str = "labelled.root"
-                          ) -> Dataset[Any]:
-    """Labelled crops of ``size`` with their masks when the folder has them (FreiHAND
-    layout: ``<split>/mask/%08d.png``), or a labelled session (no masks)."""
-    root = require_path(sec.root, key)
-    ds: Dataset[Any]
-    if sec.format == "session":
-        ds = SessionDataset(root, labelled_only=True, crop_size=size,
-                            crop_margin=sec.crop_margin, skip_bad=sec.skip_bad)
-    else:
-        ds = FreiHANDDataset(root, sec.versions, split=sec.split, load_depth=False,
-                             load_mask=True, crop_size=size, crop_margin=sec.crop_margin,
-                             skip_bad=sec.skip_bad)
-    if len(ds) == 0:  # type: ignore[arg-type]
-        raise ConfigError(f"{key}: no labelled samples in {root.resolve()}")
-    return seeded_subset(ds, sec.fraction, sec.limit, seed)
-
-
 def unlabelled_base(sec: UnlabelledData, key: str = "unlabelled.root"
                     ) -> tuple[HandDataset, dict[str, Any]]:
     """The unlabelled reader at FULL resolution and the plain data identifying its images
@@ -181,6 +162,10 @@ class UnlabelledCrops(Dataset[dict[str, Any]]):
     ``teacher_hand`` (int: 1 right, 0 left, -1 none) — zeros where not found; ``index`` stays
     the reader's index of the image actually read.
 
+    ``mirror_left``: crops of left hands (the teacher's handedness; the reader's for images
+    the teacher found no hand in) are cut mirrored, as right hands (``teacher_hand`` then says
+    1), as the tracker shows left hands to the network.
+
     ``background_prob``: each teacher-labelled crop has, with this probability, its background
     replaced outside the teacher keypoints' hand region (:func:`swap_background`; drawn from
     torch's generator, so DataLoader workers differ), by a procedural one or, given
@@ -189,8 +174,8 @@ class UnlabelledCrops(Dataset[dict[str, Any]]):
 
     def __init__(self, base: HandDataset, ids: Sequence[int], size: int, margin: float,
                  labels: TeacherLabels | None = None, upright: bool = False,
-                 background_prob: float = 0.0, backgrounds: BackgroundSource | None = None
-                 ) -> None:
+                 background_prob: float = 0.0, backgrounds: BackgroundSource | None = None,
+                 mirror_left: bool = False) -> None:
         self.base, self.ids, self.size, self.margin = base, list(ids), int(size), float(margin)
         self.labels = labels
         self.upright = bool(upright)  # turn teacher-labelled crops so the hand points up
@@ -198,6 +183,7 @@ class UnlabelledCrops(Dataset[dict[str, Any]]):
             raise ValueError(f"background_prob must be in [0, 1]; got {background_prob}")
         self.background_prob = float(background_prob)
         self.backgrounds = backgrounds
+        self.mirror_left = bool(mirror_left)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -210,7 +196,9 @@ class UnlabelledCrops(Dataset[dict[str, Any]]):
         if found and lab is not None:
             with_kp = dict(s)
             with_kp["uv"] = torch.from_numpy(lab.uv[j].astype(np.float32))
-            out = crop_sample(with_kp, self.size, self.margin, upright=self.upright)
+            mirror = self.mirror_left and int(lab.handedness[j]) == 0
+            out = crop_sample(with_kp, self.size, self.margin, upright=self.upright,
+                              mirror=mirror)
             out.pop("uv")
             A = out["crop_affine"].double().numpy()
             for name, arr in (("teacher_uv", lab.uv[j]),
@@ -220,7 +208,7 @@ class UnlabelledCrops(Dataset[dict[str, Any]]):
             out["teacher_z"] = torch.from_numpy(lab.z_rel[j].copy())
             out["teacher_z_corrected"] = torch.from_numpy(lab.z_corrected[j].copy())
             out["teacher_score"] = float(lab.score[j])
-            out["teacher_hand"] = int(lab.handedness[j])
+            out["teacher_hand"] = 1 if mirror else int(lab.handedness[j])
             if self.background_prob > 0 and float(torch.rand(())) < self.background_prob:
                 rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
                 rgb = out["rgb"].permute(1, 2, 0).numpy()
@@ -228,7 +216,8 @@ class UnlabelledCrops(Dataset[dict[str, Any]]):
                     rgb, out["teacher_uv"].numpy(), rng, source=self.backgrounds)
                 ).permute(2, 0, 1).contiguous()
         else:
-            out = crop_sample(s, self.size, self.base.crop_margin_for(s))
+            mirror = self.mirror_left and int(s.get("handedness", -1)) == 0
+            out = crop_sample(s, self.size, self.base.crop_margin_for(s), mirror=mirror)
             out["teacher_uv"] = out["teacher_uv_corrected"] = torch.zeros(21, 2)
             out["teacher_z"] = out["teacher_z_corrected"] = torch.zeros(21)
             out["teacher_score"] = 0.0
