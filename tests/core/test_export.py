@@ -32,7 +32,12 @@ def test_onnx_runtime_matches_torch(tmp_path: Path, name: str, kw: dict) -> None
     assert model.training and model.encoder.bn1.training  # flags restored
     model.eval()
     sess = OnnxPoseNet(path, intra_op_threads=1)
-    assert sess.session.get_session_options().intra_op_num_threads == 1
+    opts = sess.session.get_session_options()
+    assert opts.intra_op_num_threads == 1
+    spin = "session.intra_op.allow_spinning"
+    assert opts.get_session_config_entry(spin) == "0"  # no busy-waiting between runs
+    spinning = OnnxPoseNet(path, intra_op_threads=1, spin=True)
+    assert spinning.session.get_session_options().get_session_config_entry(spin) == "1"
     for b in (1, 3):  # dynamic batch axis
         x = torch.randn(b, 3, 64, 64)
         with torch.no_grad():
