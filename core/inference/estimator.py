@@ -27,6 +27,12 @@ proportion to the scale error).
 Left hands. Once a track's handedness vote says left, its crops are mirrored before the
 network (it sees a right hand) and the keypoints mirrored back (``mirror_left``): the shipped
 network learnt from real photos of mostly right hands and scores higher on a mirrored left hand.
+On the frames a track votes on its handedness, its crop goes through the network both as it
+is and mirrored and the more confident view is kept: the vote (the chirality of the lifted
+pose) then sees the view the network reads best. A network trained on right hands only
+predicts a right hand in either view, so the chirality of one view alone tells which view it
+was shown, not which hand it is (on real_eval_hgc's left hand: 0.33 of ground-truth crops
+right, the more confident view 0.92; for a network of both hands 0.87 and 0.90).
 
 Timestamps. The smoothing needs increasing times: ``Frame.timestamp`` is used when it
 increases; otherwise (e.g. all zero) the estimator advances its clock by 1/30 s per frame.
@@ -140,9 +146,10 @@ class HandPoseEstimator:
             ``{"rgb": (3, S, S) uint8}`` samples, or normalised (B, 3, S, S) float32 batches).
         mirror_left: show the network a mirrored crop (a right hand) of every track whose
             handedness vote says left (p_right <= :data:`MIRROR_BELOW`), and mirror its
-            keypoints back. The shipped model learnt from real photos of ~79 % right hands:
-            on the left hand of real_eval_hgc, ground-truth crops mirrored score PCK@0.2 0.910
-            against 0.875 (benchmarks/RESULTS.md, "Left hands mirrored").
+            keypoints back; on voting frames both views run and the more confident one is
+            kept (module docstring). The shipped model's last stage saw right hands only: on
+            the left hand of real_eval_hgc its ground-truth crops score PCK@0.2 0.925
+            mirrored and 0.750 as they are (benchmarks/RESULTS.md, "Right hands only").
     """
 
     def __init__(self, checkpoint: str | PathLike[str] | None = None, device: str = "auto",
@@ -353,18 +360,39 @@ class HandPoseEstimator:
     def _network(self, frame: Frame, plans: Sequence[Any], lap: Any, t0: float
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """The crops of ``plans`` through the network in one batch: (B, 21, 2) keypoints in
-        full-image pixels, (B, 21) z_rel, (B, 21) confidence, and the lap clock."""
+        full-image pixels, (B, 21) z_rel, (B, 21) confidence, and the lap clock.
+
+        With ``mirror_left``, a crop whose track votes on its handedness this frame (see
+        :meth:`_voting`) goes through both as it is and mirrored, and the more confident view
+        is kept (module docstring, "Left hands")."""
+        s = self.backend.input_size
         affines = np.stack([p.affine for p in plans])
         left = np.array([self.mirror_left and p.track is not None
                          and p.track.vote.p_right <= MIRROR_BELOW for p in plans])
         if left.any():
-            affines[left] = mirror_affine(affines[left], self.backend.input_size)
-        crops = np.stack([crop_image(frame.rgb, a, self.backend.input_size) for a in affines])
+            affines[left] = mirror_affine(affines[left], s)
+        both = np.flatnonzero([self.mirror_left and self._voting(p) for p in plans])
+        views = np.concatenate([affines, mirror_affine(affines[both], s)]) if len(both) \
+            else affines
+        crops = np.stack([crop_image(frame.rgb, a, s) for a in views])
         t0 = lap("crop", t0)
         pose = self.backend.run(crops)
         t0 = lap("network", t0)
-        uv = np.asarray(apply_affine(invert_affine(affines), np.asarray(pose.uv)))
-        return uv, np.asarray(pose.z_rel), np.asarray(pose.confidence), t0
+        uv = np.asarray(apply_affine(invert_affine(views), np.asarray(pose.uv)))
+        z_rel, conf = np.asarray(pose.z_rel), np.asarray(pose.confidence)
+        n = len(plans)
+        if len(both):  # keep the more confident of the two views of each voting crop
+            other = n + np.arange(len(both))
+            better = conf[other].mean(axis=1) > conf[both].mean(axis=1)
+            rows = np.arange(n)
+            rows[both[better]] = other[better]
+            uv, z_rel, conf = uv[rows], z_rel[rows], conf[rows]
+        return uv, z_rel, conf, t0
+
+    @staticmethod
+    def _voting(plan: Any) -> bool:
+        """Whether the crop's track votes on its handedness this frame (a new track does)."""
+        return plan.track is None or bool(plan.track.vote.wants_vote(plan.track.age + 1))
 
     def _lift(self, frame: Frame, uv: np.ndarray, z_rel: np.ndarray,
               tracks: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ from pipeline_oracle import K_TRUE, OracleBackend, Scene, ScriptedDetector, plac
 
 from handpose.core.inference.estimator import STAGES, HandPoseEstimator, default_checkpoint_path
 from handpose.core.inference.hand_filter import HandSmoothing
+from handpose.core.inference.handedness import HandednessVote
 from handpose.core.safe_load import CheckpointError
 from handpose.core.types import Frame
 
@@ -23,6 +24,13 @@ def _pipeline(max_hands=2, **kw):
     detector = ScriptedDetector(scene)
     est = HandPoseEstimator(backend=backend, detector=detector, max_hands=max_hands, **kw)
     return scene, backend, detector, est
+
+
+def _views(frames, hands=1):
+    """Crops per network batch when every track is as old as the frame: a crop goes through
+    both as it is and mirrored on the frames its track votes on its handedness."""
+    vote = HandednessVote()
+    return [hands * (2 if vote.wants_vote(age) else 1) for age in range(1, frames + 1)]
 
 
 def _match(hand, scene):
@@ -50,7 +58,7 @@ def test_moving_hand_is_found_tracked_and_lifted_exactly():
             assert r.hands[0].track_id == 0 and r.hands[0].handedness == "right"
     assert found == 20
     assert detector.calls == [1]  # detected once, then tracked from keypoints
-    assert backend.batches == [1] * 20
+    assert backend.batches == _views(20)
     assert r.timings_ms["detect"] == 0.0 and r.timings_ms["fit"] == 0.0
 
 
@@ -69,7 +77,7 @@ def test_two_hands_keep_their_ids_and_handedness_in_one_batch():
             assert h.handedness == ("right" if i == 0 else "left")
             assert h.handedness_score > 0.9
     assert sorted(ids.values()) == [0, 1]
-    assert backend.batches == [2] * 15  # both crops in one network batch
+    assert backend.batches == _views(15, hands=2)  # both crops in one network batch
     assert detector.calls == [1]  # both hands tracked: no more detection
 
 
@@ -87,10 +95,44 @@ def test_left_hands_are_mirrored_for_the_network_once_voted():
                 assert e2d < 2.0 and e3d < 0.01
         sides = [t.vote.handedness for t in est.tracker.tracks]  # the batch's crop order
         assert sorted(sides) == ["left", "right"]
-        # first frame: no vote yet, nothing mirrored; then the left track's crop only
-        assert backend.mirrored[0] == [False, False]
+        # first frame: no vote yet, nothing mirrored; then the left track's crop only (the
+        # first two crops of a batch; on voting frames the other views follow, mirrored)
+        assert backend.mirrored[0][:2] == [False, False]
         expected = [mirror and side == "left" for side in sides]
-        assert all(m == expected for m in backend.mirrored[1:])
+        assert all(m[:2] == expected for m in backend.mirrored[1:])
+        if mirror:
+            assert backend.mirrored[0][2:] == [True, True]
+            vote = HandednessVote()
+            assert all(m[2:] == ([not e for e in expected] if vote.wants_vote(age) else [])
+                       for age, m in enumerate(backend.mirrored[1:], start=2))
+        else:
+            assert backend.batches == [2] * 6
+
+
+def test_a_network_of_right_hands_only_is_shown_a_left_hand_mirrored():
+    """A network that reads right hands only predicts a right hand in any crop: shown a left
+    hand as it is, it returns the pose mirrored within the crop (a right hand, wrong), less
+    confident. The chirality of that view alone would vote "right" for ever; the more
+    confident of both views on voting frames finds the left hand and keeps it mirrored."""
+    scene, backend, _, est = _pipeline(max_hands=1, smoothing=None)
+    run, s = backend.run, backend.input_size
+
+    def right_hands_only(crops):
+        pose = run(crops)
+        shows_left = ~np.array(backend.mirrored[-1])  # the scene's one hand is a left hand
+        uv = pose.uv.copy()
+        uv[shows_left, :, 0] = s - 1 - uv[shows_left, :, 0]
+        conf = np.where(shows_left[:, None], 0.4 * pose.confidence, pose.confidence)
+        return type(pose)(uv=uv, z_rel=pose.z_rel, confidence=conf)
+
+    est.backend.run = right_hands_only
+    for t in range(16):
+        r = est.process(scene.frame([place_hand((300 + 2 * t, 240), 0.5, left=True)]))
+        _, e2d, e3d = _match(r.hands[0], scene)
+        assert e2d < 2.0 and e3d < 0.01  # the mirrored view's exact pose, from frame 1
+        assert r.hands[0].handedness == "left"
+    assert all(m[0] for m in backend.mirrored[1:])  # mirrored once the first vote is in
+    assert backend.batches == _views(16)
 
 
 def test_hand_leaving_and_reentering_gets_a_new_track():
@@ -131,7 +173,9 @@ def test_a_doubtful_frame_redetects_at_once_and_keeps_the_track():
             assert r.timings_ms["detect"] > 0 and _match(r.hands[0], scene)[1] < 2.0
     assert ids == [0] * 10  # reported on every frame, under one ID
     assert detector.calls == [1, 6]
-    assert backend.batches == [1] * 11  # 10 frames, one extra batch on the doubtful one
+    # 10 frames, one extra batch on the doubtful one (the re-seeded track keeps its age)
+    views = _views(10)
+    assert backend.batches == views[:6] + [views[5]] + views[6:]
 
 
 def test_detection_runs_every_few_frames_while_a_slot_is_free():
