@@ -144,9 +144,13 @@ class FinetunePlan:
         """The ``key=value`` arguments of the run."""
         if self.recipe == "finetune":
             out = [f"data.root={self.session}", "data.format=session"]
+            sections = ("data",)
         else:
             out = [f"unlabelled.root={self.session}", "unlabelled.format=session",
                    f"labelled.root={self.labelled_root}"]
+            sections = ("labelled", "unlabelled")
+        # the crops as the tracker shows them to the network: upright, left hands mirrored
+        out += [f"{sec}.{key}=true" for sec in sections for key in ("upright", "mirror_left")]
         out.append(f"out={self.out}")
         out += model_overrides(self.checkpoint)
         if self.steps is not None:

@@ -104,9 +104,11 @@ def test_plan_command_and_overrides(tmp_path):
     assert cmd[:6] == ["/py", "-m", "handpose.training.cli", "finetune", "--preset", "tiny"]
     assert "data.root=/s" in cmd and "data.format=session" in cmd and "out=/runs/x" in cmd
     assert "train.steps=5" in cmd and "model.width=8" in cmd
+    # the crops as the tracker cuts them: upright, left hands mirrored
+    assert {"data.upright=true", "data.mirror_left=true"} <= set(cmd)
     semi = FinetunePlan("semihand", "/s", "/o", labelled_root="/synth")
-    assert {"unlabelled.root=/s", "unlabelled.format=session", "labelled.root=/synth"} <= \
-        set(semi.overrides())
+    assert {"unlabelled.root=/s", "unlabelled.format=session", "labelled.root=/synth",
+            "labelled.upright=true", "unlabelled.mirror_left=true"} <= set(semi.overrides())
     with pytest.raises(ValueError, match="labelled"):
         FinetunePlan("semihand", "/s", "/o")
     with pytest.raises(ValueError, match="recipe"):
