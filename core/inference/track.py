@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-correct", action="store_true", help="skip biomechanical correction")
     p.add_argument("--no-mirror-left", action="store_true",
                    help="show the network left hands as they are (by default a hand voted "
-                        "left is mirrored for it, as the shipped model prefers)")
+                        "left is mirrored for it: the shipped model reads right hands only, "
+                        "for a model trained on both hands this option is safe)")
     p.add_argument("--smoothing", type=_smoothing, default="medium",
                    help="temporal smoothing of the 3D joints and 2D keypoints: off, light, "
                    "medium (default), strong, maximum, or a strength in [0, 1]")
