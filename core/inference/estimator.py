@@ -24,15 +24,9 @@ length); the default adult hand of the hand model (reference bone 4.6 cm). With 
 the 3D pose has the right shape and direction but the wrong distance (depth error in
 proportion to the scale error).
 
-Left hands. Once a track's handedness vote says left, its crops are mirrored before the
-network (it sees a right hand) and the keypoints mirrored back (``mirror_left``): the shipped
-network learnt from real photos of mostly right hands and scores higher on a mirrored left hand.
-On the frames a track votes on its handedness, its crop goes through the network both as it
-is and mirrored and the more confident view is kept: the vote (the chirality of the lifted
-pose) then sees the view the network reads best. A network trained on right hands only
-predicts a right hand in either view, so the chirality of one view alone tells which view it
-was shown, not which hand it is (on real_eval_hgc's left hand: 0.33 of ground-truth crops
-right, the more confident view 0.92; for a network of both hands 0.87 and 0.90).
+Left hands. A hand voted left is shown to the network mirrored, as a right hand, and on the
+frames a track votes on its handedness its crop runs in both views (``mirror_left``,
+:mod:`.views`).
 
 Timestamps. The smoothing needs increasing times: ``Frame.timestamp`` is used when it
 increases; otherwise (e.g. all zero) the estimator advances its clock by 1/30 s per frame.
@@ -54,7 +48,7 @@ import numpy as np
 
 from ..biomech.correct import correct_pose
 from ..geometry.camera import default_intrinsics
-from ..geometry.crop import apply_affine, crop_image, invert_affine, mirror_affine
+from ..geometry.crop import apply_affine, crop_image, invert_affine
 from ..geometry.lifting import lift_from_root_depth, lift_to_3d
 from ..handmodel import load_hand_model
 from ..safe_load import CheckpointError
@@ -66,6 +60,7 @@ from .fitting import DepthFitParams, fit_to_depth
 from .hand_filter import HandFilter, HandSmoothing
 from .handedness import chirality_margin
 from .tracker import HandTracker
+from .views import MIRROR_BELOW, crop_views, keep_more_confident
 
 __all__ = [
     "HandPoseEstimator",
@@ -89,9 +84,6 @@ MAKE_DEFAULT_CHECKPOINT = (
     "handpose-train recipe default synthetic=SYNTH real=REAL_HAND_PHOTOS "
     "model_out=assets/models/default.pt (see assets/models/default.md for the exact run)"
 )
-#: ``mirror_left``: a track is a left hand for the network once its vote's p_right is at most
-#: this (a new track, 0.5, is not mirrored until its first poses have voted).
-MIRROR_BELOW = 0.4
 _NOMINAL_DT = 1.0 / 30.0
 
 
@@ -359,40 +351,19 @@ class HandPoseEstimator:
 
     def _network(self, frame: Frame, plans: Sequence[Any], lap: Any, t0: float
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """The crops of ``plans`` through the network in one batch: (B, 21, 2) keypoints in
-        full-image pixels, (B, 21) z_rel, (B, 21) confidence, and the lap clock.
-
-        With ``mirror_left``, a crop whose track votes on its handedness this frame (see
-        :meth:`_voting`) goes through both as it is and mirrored, and the more confident view
-        is kept (module docstring, "Left hands")."""
+        """The crops of ``plans`` through the network in one batch (in their views,
+        :mod:`.views`): (B, 21, 2) keypoints in full-image pixels, (B, 21) z_rel, (B, 21)
+        confidence, and the lap clock."""
         s = self.backend.input_size
-        affines = np.stack([p.affine for p in plans])
-        left = np.array([self.mirror_left and p.track is not None
-                         and p.track.vote.p_right <= MIRROR_BELOW for p in plans])
-        if left.any():
-            affines[left] = mirror_affine(affines[left], s)
-        both = np.flatnonzero([self.mirror_left and self._voting(p) for p in plans])
-        views = np.concatenate([affines, mirror_affine(affines[both], s)]) if len(both) \
-            else affines
+        views, both = crop_views(plans, s, self.mirror_left)
         crops = np.stack([crop_image(frame.rgb, a, s) for a in views])
         t0 = lap("crop", t0)
         pose = self.backend.run(crops)
         t0 = lap("network", t0)
-        uv = np.asarray(apply_affine(invert_affine(views), np.asarray(pose.uv)))
-        z_rel, conf = np.asarray(pose.z_rel), np.asarray(pose.confidence)
-        n = len(plans)
-        if len(both):  # keep the more confident of the two views of each voting crop
-            other = n + np.arange(len(both))
-            better = conf[other].mean(axis=1) > conf[both].mean(axis=1)
-            rows = np.arange(n)
-            rows[both[better]] = other[better]
-            uv, z_rel, conf = uv[rows], z_rel[rows], conf[rows]
-        return uv, z_rel, conf, t0
-
-    @staticmethod
-    def _voting(plan: Any) -> bool:
-        """Whether the crop's track votes on its handedness this frame (a new track does)."""
-        return plan.track is None or bool(plan.track.vote.wants_vote(plan.track.age + 1))
+        conf = np.asarray(pose.confidence)
+        rows = keep_more_confident(conf, len(plans), both)
+        uv = np.asarray(apply_affine(invert_affine(views[rows]), np.asarray(pose.uv)[rows]))
+        return uv, np.asarray(pose.z_rel)[rows], conf[rows], t0
 
     def _lift(self, frame: Frame, uv: np.ndarray, z_rel: np.ndarray,
               tracks: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
