@@ -39,6 +39,7 @@ keeps 37 % of its confidence.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
@@ -47,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from ..biomech.correct import correct_pose
+from ..checkpoint import read_checkpoint_meta
 from ..geometry.camera import default_intrinsics
 from ..geometry.crop import apply_affine, crop_image, invert_affine
 from ..geometry.lifting import lift_from_root_depth, lift_to_3d
@@ -179,6 +181,10 @@ class HandPoseEstimator:
                                       "checkpoint (checkpoint=PATH, --checkpoint PATH)")
             self.backend: PoseBackend = load_backend(path, backend, device, threads, cache_dir,
                                                      precision, calibration)
+            if not self.mirror_left and path.suffix.lower() == ".pt" and \
+                    read_checkpoint_meta(path).training.get("right_hands_only"):
+                warnings.warn(f"{path.name} reads right hands only (its model card): with "
+                              "mirror_left=False it reads left hands badly", stacklevel=2)
         else:
             if not callable(getattr(backend, "run", None)) or \
                     not isinstance(getattr(backend, "input_size", None), int):

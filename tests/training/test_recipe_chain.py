@@ -54,6 +54,7 @@ def test_default_chain_end_to_end(tmp_path: Path) -> None:
     model, meta = load_checkpoint(tmp_path / "default.pt")
     assert meta.dtype == "float16" and meta.input_size == 64
     assert meta.training["recipe"] == "recipe/default"
+    assert meta.training["right_hands_only"] is False
     assert [s["stage"] for s in meta.training["stages"]] == ["pretrain", "finetune", "semihand",
                                                              "refine", "widen"]
     assert {"real_eval/pa_epe_mm", "synthetic_test/pck_2d@0.2"} <= set(meta.metrics)
@@ -108,3 +109,31 @@ def test_right_hands_mirrors_left_hands_in_every_labelled_stage() -> None:
             want = {"pretrain": set(), "finetune": {"data.mirror_left", "val.mirror_left"}}.get(
                 stage, {"labelled.mirror_left", "unlabelled.mirror_left", "val.mirror_left"})
             assert mirrored == (want if right else set())
+
+
+def test_a_right_hands_chain_says_so_and_the_tracker_warns_without_mirroring(tmp_path: Path
+                                                                            ) -> None:
+    import warnings
+
+    from handpose.core.inference.estimator import HandPoseEstimator
+
+    synth = write_masked_freihand(tmp_path / "synth", n=8)
+    real = write_image_folder(tmp_path / "real", n=4)
+    model_out = tmp_path / "right.pt"
+    assert main(["recipe", "default", "--preset", "tiny", f"synthetic={synth}", f"real={real}",
+                 "stage_preset=tiny", "input_size=64", 'stages=["finetune"]', "int8=false",
+                 "right_hands=true", f"out={tmp_path / 'run'}", f"model_out={model_out}"]) == 0
+    _, meta = load_checkpoint(model_out)
+    assert meta.training["right_hands_only"] is True
+    assert "reads right hands only" in model_out.with_suffix(".md").read_text()
+
+    class NoHands:
+        def detect(self, rgb):
+            return []
+
+    for mirror in (True, False):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            HandPoseEstimator(model_out, backend="torch", detector=NoHands(), mirror_left=mirror)
+        said = [w for w in caught if "right hands only" in str(w.message)]
+        assert len(said) == (0 if mirror else 1)

@@ -234,6 +234,9 @@ def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
         prev, info = _run_stage(cfg, stage, run_dir, prev)
         stages.append({k: info[k] for k in ("stage", "wall_s", "steps")})
     model, meta = load_checkpoint(prev)
+    last = info["config"]  # the final stage's resolved config: what the network last saw
+    sections = ("data",) if info["stage"] == "finetune" else ("labelled", "unlabelled")
+    right_only = all(bool(last.get(sec, {}).get("mirror_left")) for sec in sections)
     t_card = time.time()
     arch, calibration = dict(meta.arch), None
     if cfg.confidence_crops:
@@ -261,6 +264,8 @@ def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
         "data": {"synthetic": cfg.synthetic, "real": cfg.real},
         "stages": stages,
         "confidence_calibration": calibration,
+        # the last stage saw every left hand mirrored: the tracker must mirror them too
+        "right_hands_only": right_only,
         # the stages' own wall times (a stage run in several processes counts the last one,
         # which resumed it) plus this evaluation
         "wall_s": round(sum(float(s["wall_s"]) for s in stages) + time.time() - t_card, 1),

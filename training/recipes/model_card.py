@@ -171,9 +171,9 @@ def write_model_card(path: Path, checkpoint: Path, training: dict[str, Any],
         "(21 x (u, v, z_rel)) with per-joint confidence; weights stored as "
         f"{cfg['dtype']}. Trained by `handpose-train recipe {cfg['name']}` "
         f"(stage preset `{cfg['stage_preset']}`)."
-        + (" Trained on right hands only: every left hand was shown to it mirrored "
-           "(`right_hands=true`), as the tracker shows it left hands." if cfg.get("right_hands")
-           else ""),
+        + (" It reads right hands only: its last stage saw every left hand mirrored, as the "
+           "tracker shows it left hands (keep `mirror_left` on)."
+           if training.get("right_hands_only") else ""),
         "",
         "## Data",
         f"- Labelled: synthetic renders `{cfg['synthetic']}` (handpose-data synth, both hands).",
