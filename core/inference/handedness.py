@@ -57,9 +57,9 @@ class HandednessVote:
     changes slowly, so a track votes on each of its first ``warmup`` frames and then on every
     ``every``-th (:meth:`wants_vote`); ``decay`` applies per vote. The estimator runs a voting
     frame's crop through the network twice (as it is and mirrored), so the schedule is also
-    the cost: 4 and 15 add ~7 % crops to a long track (10 and 4 added ~30 % and slowed the
-    tracked real_eval_hgc video from ~1.8x to ~1.1x MediaPipe's frame rate); one clear vote
-    already moves p_right past the estimator's mirroring threshold.
+    the cost: 4 and 15 add ~7 % crops to a long track (10 and 4 added ~30 %, about 1 ms a
+    frame on the tracked real_eval_hgc video); one clear vote already moves p_right past the
+    estimator's mirroring threshold.
 
     Args:
         margin_scale: margin (see :func:`chirality_margin`) of a confident vote (*choose*:
