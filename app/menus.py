@@ -98,6 +98,8 @@ def build_menus(w: Any) -> dict[str, QAction]:
         group.addAction(a)
     act(m, "fit_depth", "Test-time depth &fitting (RGB-D)", lambda on: w.set_pipeline_option(
         fit_depth=on), "F", checkable=True, checked=p.fit_depth)
+    act(m, "mirror_left", "&Mirror left hands for the network", lambda on:
+        w.set_pipeline_option(mirror_left=on), checkable=True, checked=p.mirror_left)
     act(m, "show_recorded", "Show a replay's recorded poses or labels (no model)",
         lambda on: w.set_pipeline_option(show_recorded=on), checkable=True,
         checked=p.show_recorded)

@@ -75,6 +75,8 @@ class PipelineOptions:
         hand_bones: (20,) calibrated bone lengths in metres (overrides ``hand_length_m``).
         show_recorded: with no model loaded, replays show what the session holds: its recorded
             poses, else its labels.
+        mirror_left: show the network a hand voted left mirrored, as a right hand (the shipped
+            model reads right hands only; off for a model trained on both hands).
     """
 
     correct: bool = True
@@ -84,6 +86,7 @@ class PipelineOptions:
     hand_length_m: float | None = None
     hand_bones: tuple[float, ...] | None = None
     show_recorded: bool = True
+    mirror_left: bool = True
 
     def __post_init__(self) -> None:
         HandSmoothing.at_strength(self.smoothing)  # validates
@@ -112,7 +115,7 @@ class PipelineOptions:
         """Keywords of ``HandPoseEstimator.with_options`` for these options."""
         return {"correct": self.correct, "smoothing": HandSmoothing.at_strength(self.smoothing),
                 "fit_depth": self.fit_depth, "max_hands": self.max_hands,
-                "hand_scale": self.hand_scale()}
+                "hand_scale": self.hand_scale(), "mirror_left": self.mirror_left}
 
 
 @dataclass(frozen=True)
@@ -267,7 +270,7 @@ class AppState:
             "pipeline/hand_length_m": "" if p.hand_length_m is None else p.hand_length_m,
             "pipeline/hand_bones": "" if p.hand_bones is None else
             ",".join(f"{b:.6f}" for b in p.hand_bones),
-            "pipeline/show_recorded": p.show_recorded,
+            "pipeline/show_recorded": p.show_recorded, "pipeline/mirror_left": p.mirror_left,
             "model/checkpoint": self.model.checkpoint or "",
             "model/device": self.device,
             "camera/K_file": self.K_file,
@@ -298,7 +301,8 @@ class AppState:
         self.view = replace(self.view, **view)
         parsers = {"correct": _parse_bool, "smoothing": float, "fit_depth": _parse_bool,
                    "max_hands": int, "hand_length_m": _parse_opt_float,
-                   "hand_bones": _parse_bones, "show_recorded": _parse_bool}
+                   "hand_bones": _parse_bones, "show_recorded": _parse_bool,
+                   "mirror_left": _parse_bool}
         for name, parse in parsers.items():
             key = f"pipeline/{name}"
             if key not in values:

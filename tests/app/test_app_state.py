@@ -39,9 +39,11 @@ def test_qt_free_modules_import_without_qt():
 
 
 def test_pipeline_options_to_estimator_keywords():
-    opts = PipelineOptions(correct=False, smoothing=0.0, fit_depth=True, hand_length_m=0.2)
+    opts = PipelineOptions(correct=False, smoothing=0.0, fit_depth=True, hand_length_m=0.2,
+                           mirror_left=False)
     kw = opts.estimator_options()
     assert kw["correct"] is False and kw["smoothing"] is None and kw["fit_depth"] is True
+    assert kw["mirror_left"] is False and PipelineOptions().estimator_options()["mirror_left"]
     assert PipelineOptions().estimator_options()["smoothing"] == HandSmoothing()  # medium
     from handpose.core.inference.calibration import HAND_LENGTH_BONES
 
@@ -65,7 +67,7 @@ def test_settings_round_trip_as_strings():
     s = AppState()
     s.view = ViewOptions(spheres=False, grid=False)
     s.pipeline = PipelineOptions(correct=False, smoothing=0.75, hand_length_m=0.19,
-                                 hand_bones=tuple(np.linspace(0.02, 0.05, 20)))
+                                 hand_bones=tuple(np.linspace(0.02, 0.05, 20)), mirror_left=False)
     s.recordings_dir, s.K_file, s.device = "/rec", "/k.json", "cpu"
     s.last_dirs["video"] = "/videos"
     # QSettings' INI files give every value back as a string
@@ -75,6 +77,7 @@ def test_settings_round_trip_as_strings():
     assert t.apply_settings(as_text) == []
     assert t.view == s.view
     assert t.pipeline.correct is False and t.pipeline.smoothing == 0.75
+    assert t.pipeline.mirror_left is False
     assert t.pipeline.hand_length_m == pytest.approx(0.19)
     assert np.allclose(t.pipeline.hand_bones, s.pipeline.hand_bones, atol=1e-6)
     assert (t.recordings_dir, t.K_file, t.device) == ("/rec", "/k.json", "cpu")

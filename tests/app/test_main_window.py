@@ -90,9 +90,11 @@ def test_pipeline_toggles_reach_the_estimator(window, qtbot, stand_in):
     window.actions["correct"].trigger()
     window.actions["smoothing_off"].trigger()
     window.actions["fit_depth"].trigger()
+    window.actions["mirror_left"].trigger()
     qtbot.waitUntil(lambda: window.engine.model.options.get("correct") is False and
                     window.engine.model.options.get("smoothing", 1) is None and
-                    window.engine.model.options.get("fit_depth") is True, timeout=WAIT)
+                    window.engine.model.options.get("fit_depth") is True and
+                    window.engine.model.options.get("mirror_left") is False, timeout=WAIT)
 
 
 def test_record_two_seconds_gives_a_valid_session_that_replays(window, qtbot, stand_in,
