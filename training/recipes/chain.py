@@ -227,6 +227,13 @@ def _run_stage(cfg: Config, stage: str, run_dir: Path, prev: str) -> tuple[str, 
     return str(model), info
 
 
+def _tracker_crops(root: str, limit: int, size: int, key: str) -> Any:
+    """Labelled crops of ``root`` as the tracker shows them to the network (upright, left
+    hands mirrored), for the confidence and int8 calibrations."""
+    return labelled_dataset(LabelledData(root=root, upright=True, limit=limit, mirror_left=True),
+                            size, key=key)
+
+
 def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
     """Run the stages, evaluate, and write the shipped checkpoint and its model card."""
     prev, stages = "", []
@@ -240,11 +247,9 @@ def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
     t_card = time.time()
     arch, calibration = dict(meta.arch), None
     if cfg.confidence_crops:
-        crops = labelled_dataset(LabelledData(root=cfg.synthetic_test or cfg.synthetic,
-                                              upright=True, limit=cfg.confidence_crops,
-                                              mirror_left=True),
-                                 meta.input_size,
-                                 key="synthetic_test" if cfg.synthetic_test else "synthetic")
+        crops = _tracker_crops(cfg.synthetic_test or cfg.synthetic, cfg.confidence_crops,
+                               meta.input_size,
+                               "synthetic_test" if cfg.synthetic_test else "synthetic")
         calibration = calibrate_confidence(model, crops, dict(meta.normalization),
                                            min_confidence=cfg.min_confidence,
                                            negative_quantile=cfg.no_hand_share,
@@ -275,10 +280,8 @@ def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
                            metrics=card["handpose"], dtype=cfg.dtype)
     if cfg.int8:  # made from the final file: the runtime checks the int8 file names it
         fp32 = export_checkpoint(path, run_dir / "export" / f"{path.stem}.onnx")
-        calib = labelled_dataset(LabelledData(root=cfg.synthetic, upright=True,
-                                              limit=cfg.int8_calibration,
-                                              mirror_left=True),
-                                 meta.input_size, key="synthetic")
+        calib = _tracker_crops(cfg.synthetic, cfg.int8_calibration, meta.input_size,
+                               "synthetic")
         int8 = quantize_onnx(fp32, int8_path_for(path), calib, checkpoint=path,
                              limit=cfg.int8_calibration)
         card["int8"] = evaluate_onnx(int8, meta, synthetic_test=cfg.synthetic_test,
