@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -173,21 +174,34 @@ def test_bad_input_stops_with_a_message(tmp_path: Path, capsys: pytest.CaptureFi
     assert "found no hand in any of the 4 images" in capsys.readouterr().err
 
 
-def test_unlabelled_crops_can_be_upright(tmp_path: Path) -> None:
-    """Teacher-labelled crops turned like the tracker's: the middle MCP above the wrist."""
+def _teacher_labelled(tmp_path: Path, n: int, found: list[bool] | None = None,
+                      hands: list[int] | None = None, z: np.ndarray | None = None
+                      ) -> tuple[Any, Any]:
+    """A FreiHAND-layout reader of ``n`` 96-px images and teacher labels of them: its true
+    keypoints, ``found`` (default all), ``hands`` handedness codes (default right), ``z``
+    relative depths (default 0)."""
     from handpose.core.data.freihand import FreiHANDDataset
     from handpose.core.data.teacher import TeacherLabels
-    from handpose.training.recipes.semihand_data import UnlabelledCrops
 
-    root = write_freihand(tmp_path / "fh", n=3, size=96)
+    root = write_freihand(tmp_path / "fh", n=n, size=96)
     base = FreiHANDDataset(root, load_depth=False, load_mask=False)
     uv = base.uv.astype(np.float32)
-    n = len(uv)
+    z = np.zeros((n, 21), np.float32) if z is None else z
     labels = TeacherLabels(
-        found=np.ones(n, bool), score=np.ones(n, np.float32), handedness=np.ones(n, np.int64),
-        uv=uv, z_rel=np.zeros((n, 21), np.float32), uv_corrected=uv,
-        z_corrected=np.zeros((n, 21), np.float32), violations_before=np.zeros(n, np.int64),
+        found=np.array([True] * n if found is None else found),
+        score=np.ones(n, np.float32),
+        handedness=np.array([1] * n if hands is None else hands, np.int64), uv=uv, z_rel=z,
+        uv_corrected=uv, z_corrected=z, violations_before=np.zeros(n, np.int64),
         violations_after=np.zeros(n, np.int64), path=tmp_path / "cache.jsonl")
+    return base, labels
+
+
+def test_unlabelled_crops_can_be_upright(tmp_path: Path) -> None:
+    """Teacher-labelled crops turned like the tracker's: the middle MCP above the wrist."""
+    from handpose.training.recipes.semihand_data import UnlabelledCrops
+
+    n = 3
+    base, labels = _teacher_labelled(tmp_path, n)
     for upright in (False, True):
         crops = UnlabelledCrops(base, range(n), 64, 1.4, labels, upright=upright)
         d = torch.stack([crops[i]["teacher_uv"][9] - crops[i]["teacher_uv"][0]
@@ -199,20 +213,11 @@ def test_unlabelled_crops_can_be_upright(tmp_path: Path) -> None:
 def test_unlabelled_crops_swap_backgrounds_of_teacher_labelled_crops_only(tmp_path: Path
                                                                          ) -> None:
     from handpose.core.augment_background import hand_region_mask
-    from handpose.core.data.freihand import FreiHANDDataset
-    from handpose.core.data.teacher import TeacherLabels
     from handpose.training.recipes.semihand_data import StrongAugSpec, UnlabelledCrops
 
-    root = write_freihand(tmp_path / "fh", n=4, size=96)
-    base = FreiHANDDataset(root, load_depth=False, load_mask=False)
-    uv = base.uv.astype(np.float32)
-    n = len(uv)
+    n = 4
     found = np.array([True, True, True, False])
-    labels = TeacherLabels(
-        found=found, score=np.ones(n, np.float32), handedness=np.ones(n, np.int64),
-        uv=uv, z_rel=np.zeros((n, 21), np.float32), uv_corrected=uv,
-        z_corrected=np.zeros((n, 21), np.float32), violations_before=np.zeros(n, np.int64),
-        violations_after=np.zeros(n, np.int64), path=tmp_path / "cache.jsonl")
+    base, labels = _teacher_labelled(tmp_path, n, found=found.tolist())
     plain = UnlabelledCrops(base, range(n), 64, 1.4, labels, upright=True)
     torch.manual_seed(0)
     swapped = UnlabelledCrops(base, range(n), 64, 1.4, labels, upright=True, background_prob=1.0)
@@ -290,20 +295,12 @@ def test_labelled_crops_follow_upright_and_mirror_left(tmp_path: Path) -> None:
 
 
 def test_unlabelled_crops_mirror_the_teachers_left_hands(tmp_path: Path) -> None:
-    from handpose.core.data.freihand import FreiHANDDataset
-    from handpose.core.data.teacher import TeacherLabels
     from handpose.training.recipes.semihand_data import UnlabelledCrops
 
-    root = write_freihand(tmp_path / "fh", n=4, size=96)
-    base = FreiHANDDataset(root, load_depth=False, load_mask=False)
-    uv = base.uv.astype(np.float32)
-    n = len(uv)
+    n = 4
     z = np.random.default_rng(0).normal(size=(n, 21)).astype(np.float32)
-    labels = TeacherLabels(
-        found=np.array([True, True, True, False]), score=np.ones(n, np.float32),
-        handedness=np.array([0, 1, -1, -1]), uv=uv, z_rel=z, uv_corrected=uv, z_corrected=z,
-        violations_before=np.zeros(n, np.int64), violations_after=np.zeros(n, np.int64),
-        path=tmp_path / "cache.jsonl")
+    base, labels = _teacher_labelled(tmp_path, n, found=[True, True, True, False],
+                                     hands=[0, 1, -1, -1], z=z)
     plain = UnlabelledCrops(base, range(n), 64, 1.4, labels, upright=True)
     mirrored = UnlabelledCrops(base, range(n), 64, 1.4, labels, upright=True, mirror_left=True)
     for i in range(n):
