@@ -66,11 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     from handpose.core.data.sample import collate
     from handpose.core.data.teacher import label_dataset, teacher_cache_path
     from handpose.core.models.normalization import normalize_images
-    from handpose.training.recipes.data import UnlabelledData
-    from handpose.training.recipes.semihand_data import UnlabelledCrops, unlabelled_base
+    from handpose.training.recipes.data import UnlabelledData, unlabelled_reader
+    from handpose.training.recipes.semihand_data import UnlabelledCrops
 
     torch.set_num_threads(2)
-    base, ident = unlabelled_base(UnlabelledData(root=str(REAL), format="folder"))
+    base, ident = unlabelled_reader(UnlabelledData(root=str(REAL), format="folder"), None)
     key = {**ident, "teacher": TEACHER}
     path = teacher_cache_path(args.teacher_cache, key)
     if not path.is_file():

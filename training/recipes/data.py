@@ -22,6 +22,7 @@ __all__ = [
     "UnlabelledData",
     "labelled_dataset",
     "unlabelled_dataset",
+    "unlabelled_reader",
     "seeded_subset",
     "require_path",
     "hand_centres_and_sides",
@@ -148,22 +149,34 @@ def labelled_dataset(sec: LabelledData, crop_size: int, seed: int = 0,
     return seeded_subset(ds, sec.fraction, sec.limit, seed)
 
 
-def unlabelled_dataset(sec: UnlabelledData, seed: int = 0, key: str = "data.root"
-                       ) -> Dataset[Any]:
-    """The unlabelled set as crops of ``sec.load_size`` (a seeded subset if asked)."""
+def unlabelled_reader(sec: UnlabelledData, crop_size: int | None, key: str = "data.root"
+                      ) -> tuple[HandDataset, dict[str, Any]]:
+    """The unlabelled set's reader in its ``sec.format``, cutting crops of ``crop_size``
+    (None: full-resolution images), and the plain data identifying its images (the teacher
+    cache key: root, format, index csv, count)."""
     root = require_path(sec.root, key)
-    ds: Dataset[Any]
-    kw: dict[str, Any] = dict(crop_size=sec.load_size, crop_margin=sec.crop_margin,
+    kw: dict[str, Any] = dict(crop_size=crop_size, crop_margin=sec.crop_margin,
                               skip_bad=sec.skip_bad)
+    csv = ""
+    ds: HandDataset
     if sec.format == "freihand":
         ds = FreiHANDDataset(root, load_depth=False, load_mask=False, **kw)
     elif sec.format == "session":
         ds = SessionDataset(root, labelled_only=False, **kw)
     else:
-        csv = Path(sec.index_csv) if sec.index_csv else root / "index.csv"
-        ds = ImageFolderDataset(root, csv if csv.is_file() else None, **kw)
-    if len(ds) == 0:  # type: ignore[arg-type]
-        raise ConfigError(f"{key}: no images found in {root.resolve()}")
+        path = Path(sec.index_csv) if sec.index_csv else root / "index.csv"
+        csv = str(path.resolve()) if path.is_file() else ""
+        ds = ImageFolderDataset(root, path if path.is_file() else None, **kw)
+    if len(ds) == 0:
+        raise ConfigError(f"{key}: no images found in {root.resolve()} (format {sec.format})")
+    ident = {"root": str(root.resolve()), "format": sec.format, "index_csv": csv, "n": len(ds)}
+    return ds, ident
+
+
+def unlabelled_dataset(sec: UnlabelledData, seed: int = 0, key: str = "data.root"
+                       ) -> Dataset[Any]:
+    """The unlabelled set as crops of ``sec.load_size`` (a seeded subset if asked)."""
+    ds, _ = unlabelled_reader(sec, sec.load_size, key)
     return seeded_subset(ds, 1.0, sec.limit, seed)
 
 

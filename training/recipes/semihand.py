@@ -57,7 +57,7 @@ from ..config import ConfigError, to_dict
 from ..distributed import barrier
 from ..loop import train
 from ..train_config import plan_batches
-from .data import labelled_dataset, require_path, seeded_subset
+from .data import labelled_dataset, require_path, seeded_subset, unlabelled_reader
 from .models import load_encoder_weights, resolve_model_file
 from .pose_recipe import PoseRecipe
 from .semihand_config import Config, LossSpec, MaskSpec, TeacherSpec, check
@@ -65,7 +65,6 @@ from .semihand_data import (
     PairedDataset,
     UnlabelledCrops,
     collate_pairs,
-    unlabelled_base,
     weak_perturbation,
 )
 from .semihand_labels import PseudoLabels, refresh_pseudo_labels
@@ -139,7 +138,7 @@ class SemiHandRecipe(PoseRecipe):
         if c.labelled.root:
             labelled = labelled_dataset(c.labelled, c.input_size, seed, "labelled.root",
                                         load_mask=True)
-        base, ident = unlabelled_base(c.unlabelled)
+        base, ident = unlabelled_reader(c.unlabelled, None, "unlabelled.root")
         sub = seeded_subset(base, 1.0, c.unlabelled.limit, seed)
         ids = list(sub.indices) if isinstance(sub, Subset) else list(range(len(base)))
         labels = None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,23 +23,16 @@ from handpose.core.augment import AppearanceAugmentation, GeometricAugmentation,
 from handpose.core.augment_background import swap_background
 from handpose.core.augment_geometric import uniform
 from handpose.core.data.base import HandDataset
-from handpose.core.data.folder import ImageFolderDataset
-from handpose.core.data.freihand import FreiHANDDataset
 from handpose.core.data.handcrop import crop_sample
 from handpose.core.data.sample import collate
-from handpose.core.data.session_reader import SessionDataset
 from handpose.core.data.synthetic.backgrounds import BackgroundSource
 from handpose.core.data.teacher import TeacherLabels
 from handpose.core.geometry.crop import apply_affine
-
-from ..config import ConfigError
-from .data import UnlabelledData, require_path
 
 __all__ = [
     "StrongAugSpec",
     "WeakAugSpec",
     "weak_perturbation",
-    "unlabelled_base",
     "UnlabelledCrops",
     "PairedDataset",
     "collate_pairs",
@@ -129,28 +121,6 @@ def weak_perturbation(b: int, size: int, spec: WeakAugSpec, uv_grid: float,
     c = torch.full((2,), (size - 1) / 2, device=device)
     return affine_matrices(angle, torch.ones(b, device=device), shift,
                            torch.zeros(b, dtype=torch.bool, device=device), c, c)
-
-
-def unlabelled_base(sec: UnlabelledData, key: str = "unlabelled.root"
-                    ) -> tuple[HandDataset, dict[str, Any]]:
-    """The unlabelled reader at FULL resolution and the plain data identifying its images
-    (the teacher cache key)."""
-    root = require_path(sec.root, key)
-    kw: dict[str, Any] = dict(crop_margin=sec.crop_margin, skip_bad=sec.skip_bad)
-    csv = ""
-    ds: HandDataset
-    if sec.format == "freihand":
-        ds = FreiHANDDataset(root, load_depth=False, load_mask=False, **kw)
-    elif sec.format == "session":
-        ds = SessionDataset(root, labelled_only=False, **kw)
-    else:
-        path = Path(sec.index_csv) if sec.index_csv else root / "index.csv"
-        csv = str(path.resolve()) if path.is_file() else ""
-        ds = ImageFolderDataset(root, path if path.is_file() else None, **kw)
-    if len(ds) == 0:
-        raise ConfigError(f"{key}: no images found in {root.resolve()} (format {sec.format})")
-    ident = {"root": str(root.resolve()), "format": sec.format, "index_csv": csv, "n": len(ds)}
-    return ds, ident
 
 
 class UnlabelledCrops(Dataset[dict[str, Any]]):
