@@ -86,7 +86,8 @@ def open_model(checkpoint: str | os.PathLike[str] | None, device: str = "auto",
     except (ValueError, RuntimeError, OSError, ImportError) as e:
         raise ModelLoadError(f"cannot start the pipeline with {path}: {e}") from None
     backend = getattr(est.backend, "name", type(est.backend).__name__)
-    info = ModelInfo(checkpoint=str(path), name=name, card=card, device=str(backend))
+    info = ModelInfo(checkpoint=str(path), name=name, card=card, device=str(backend),
+                     right_hands_only=bool(getattr(est, "right_hands_only", False)))
     return est, info
 
 

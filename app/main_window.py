@@ -282,6 +282,9 @@ class MainWindow(ToolsMixin, QMainWindow):
             text = self.source_error
         elif self.state.model.loaded:
             text = ""
+            if self.state.model.right_hands_only and not self.state.pipeline.mirror_left:
+                text = (f"{self.state.model.name} was trained on right hands only: left hands "
+                        "are read badly unless View > Mirror left hands for the network is on.")
         else:
             why = self.state.model.error.split(": ", 1)[0] if self.state.model.error else ""
             if len(why) > 160:

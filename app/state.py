@@ -144,6 +144,7 @@ class ModelInfo:
     card: str = ""                  # the model card (Help > About, the load dialog)
     device: str = ""
     error: str = ""                 # why no model is loaded ("" when one is)
+    right_hands_only: bool = False  # trained on right hands only: needs left hands mirrored
 
     @property
     def loaded(self) -> bool:

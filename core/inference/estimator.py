@@ -144,6 +144,11 @@ class HandPoseEstimator:
             kept (module docstring). The shipped model's last stage saw right hands only: on
             the left hand of real_eval_hgc its ground-truth crops score PCK@0.2 0.925
             mirrored and 0.750 as they are (benchmarks/RESULTS.md, "Right hands only").
+
+    Attributes:
+        right_hands_only: the checkpoint's training saw right hands only (its metadata
+            ``training.right_hands_only``; False for an ONNX export or a given backend, whose
+            training is not known): it needs ``mirror_left=True`` to read left hands.
     """
 
     def __init__(self, checkpoint: str | PathLike[str] | None = None, device: str = "auto",
@@ -181,8 +186,9 @@ class HandPoseEstimator:
                                       "checkpoint (checkpoint=PATH, --checkpoint PATH)")
             self.backend: PoseBackend = load_backend(path, backend, device, threads, cache_dir,
                                                      precision, calibration)
-            if not self.mirror_left and path.suffix.lower() == ".pt" and \
-                    read_checkpoint_meta(path).training.get("right_hands_only"):
+            self.right_hands_only = path.suffix.lower() == ".pt" and \
+                bool(read_checkpoint_meta(path).training.get("right_hands_only"))
+            if not self.mirror_left and self.right_hands_only:
                 warnings.warn(f"{path.name} reads right hands only (its model card): with "
                               "mirror_left=False it reads left hands badly", stacklevel=2)
         else:
@@ -191,6 +197,7 @@ class HandPoseEstimator:
                 raise ValueError("backend must be 'auto', 'onnx', 'torch' or an object with "
                                  f"run(crops) and input_size; got {type(backend).__name__}")
             self.backend = backend
+            self.right_hands_only = False
         self.tracker = HandTracker(
             max_hands=max_hands, detect_every=detect_every, min_confidence=min_confidence,
             redetect_confidence=redetect_confidence, detection_presence=detection_presence,
@@ -219,6 +226,7 @@ class HandPoseEstimator:
         merged = {**self._options, **options}
         twin = HandPoseEstimator(backend=self.backend, detector=self.detector, **merged)
         twin._owns_detector = False
+        twin.right_hands_only = self.right_hands_only
         return twin
 
     def reset(self) -> None:

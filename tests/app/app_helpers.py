@@ -151,11 +151,11 @@ class LostCamera(FrameSource):
                      index=self.i)
 
 
-def tiny_checkpoint(path: Path) -> Path:
+def tiny_checkpoint(path: Path, training: dict | None = None) -> Path:
     """A random-weight width-8 ResNet-18 PoseNet checkpoint (64 px input; the tiny preset's
-    shape) at ``path``."""
+    shape) at ``path``, with ``training`` metadata."""
     from handpose.core.checkpoint import save_checkpoint
     from handpose.core.models import build_model
 
     model = build_model("posenet_resnet18", width=8)
-    return save_checkpoint(path, model, input_size=64)
+    return save_checkpoint(path, model, input_size=64, training=training)

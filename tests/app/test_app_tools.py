@@ -155,6 +155,17 @@ def test_open_model_builds_the_real_pipeline(tmp_path):
         assert result.hands == () and "total" in result.timings_ms  # nothing to find
         twin = est.with_options(correct=False, smoothing=None)
         assert twin.correct is False
+        assert info.right_hands_only is False and twin.right_hands_only is False
+    finally:
+        est.close()
+
+
+def test_open_model_says_when_the_model_reads_right_hands_only(tmp_path):
+    ckpt = tiny_checkpoint(tmp_path / "right.pt", training={"right_hands_only": True})
+    est, info = open_model(ckpt, device="cpu", cache_dir=tmp_path / "cache")
+    try:
+        assert info.right_hands_only is True and est.right_hands_only is True
+        assert est.with_options(mirror_left=False).right_hands_only is True  # the app's path
     finally:
         est.close()
 

@@ -97,6 +97,19 @@ def test_pipeline_toggles_reach_the_estimator(window, qtbot, stand_in):
                     window.engine.model.options.get("mirror_left") is False, timeout=WAIT)
 
 
+def test_banner_warns_when_a_right_hands_model_is_not_shown_left_hands_mirrored(window, qtbot,
+                                                                               stand_in):
+    window.open_source("demo")
+    qtbot.waitUntil(lambda: window.last_tick is not None, timeout=WAIT)
+    window.set_estimator(stand_in, ModelInfo(checkpoint="r.pt", name="r.pt", device="test",
+                                             right_hands_only=True))
+    assert window.video.banner.text() == ""  # mirrored by default: nothing to say
+    window.actions["mirror_left"].trigger()
+    assert "right hands only" in window.video.banner.text()
+    window.actions["mirror_left"].trigger()
+    assert window.video.banner.text() == ""
+
+
 def test_record_two_seconds_gives_a_valid_session_that_replays(window, qtbot, stand_in,
                                                                tmp_path):
     _start(window, qtbot, stand_in)
