@@ -21,7 +21,10 @@ filter, the per-coordinate one as the peer.
 
 Usage::
 
-    python benchmarks/smoothing.py [--append]
+    python benchmarks/smoothing.py [--append] [--checkpoint MODEL.pt]
+
+``--checkpoint``: track with another model (default: the shipped ``assets/models/default.pt``;
+its int8 model when one was shipped next to it), e.g. a candidate before it replaces it.
 """
 
 from __future__ import annotations
@@ -64,11 +67,13 @@ def load_demo(root: Path) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.
         np.asarray(xyz, float)
 
 
-def track_raw(frames: list[np.ndarray], K: np.ndarray
+def track_raw(frames: list[np.ndarray], K: np.ndarray, checkpoint: str | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Unsmoothed, uncorrected joints (N, 21, 3) m and keypoints (N, 21, 2) px (NaN: no
-    hand), track IDs (N,) (-1: no hand) and handedness per frame ("" : no hand)."""
-    est = HandPoseEstimator(None, max_hands=1, backend="onnx", smoothing=None, correct=False)
+    hand), track IDs (N,) (-1: no hand) and handedness per frame ("" : no hand), tracked by
+    ``checkpoint`` (None: the shipped model)."""
+    est = HandPoseEstimator(checkpoint, max_hands=1, backend="onnx", smoothing=None,
+                            correct=False)
     joints = np.full((len(frames), 21, 3), np.nan)
     keypoints = np.full((len(frames), 21, 2), np.nan)
     ids = np.full(len(frames), -1)
@@ -136,6 +141,8 @@ def scores(puv: np.ndarray, pred: np.ndarray, ids: np.ndarray, uv: np.ndarray,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--append", action="store_true", help="append the results to RESULTS.md")
+    ap.add_argument("--checkpoint", default=None,
+                    help="model to track with (default: assets/models/default.pt)")
     args = ap.parse_args(argv)
     from pipeline import HGC, load_hgc
 
@@ -161,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = []
     cost: dict[str, list[float]] = {}
     for name, (fr, k, u, x) in sequences.items():
-        joints, keypoints, ids, sides = track_raw(fr, k)
+        joints, keypoints, ids, sides = track_raw(fr, k, args.checkpoint)
         for fname, make in filters.items():
             smoothed, puv, us = smooth(make, joints, keypoints, ids, k)
             cost.setdefault(fname, []).append(us)
@@ -180,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.append:
         stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
         with open(REPO / "benchmarks" / "RESULTS.md", "a") as fh:
-            fh.write(f"\n### Smoothing ({stamp}, `python benchmarks/smoothing.py --append`)\n\n"
+            model = f" --checkpoint {args.checkpoint}" if args.checkpoint else ""
+            fh.write(f"\n### Smoothing ({stamp}, `python benchmarks/smoothing.py --append"
+                     f"{model}`)\n\n"
                      "```\n" + "\n".join(lines) + "\n```\n")
     return 0
 
