@@ -41,6 +41,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
+from functools import cached_property
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -147,8 +148,9 @@ class HandPoseEstimator:
 
     Attributes:
         right_hands_only: the checkpoint's training saw right hands only (its metadata
-            ``training.right_hands_only``; False for an ONNX export or a given backend, whose
-            training is not known): it needs ``mirror_left=True`` to read left hands.
+            ``training.right_hands_only``, read on first use; False for an ONNX export or a
+            given backend, whose training is not known): it needs ``mirror_left=True`` to read
+            left hands.
     """
 
     def __init__(self, checkpoint: str | PathLike[str] | None = None, device: str = "auto",
@@ -186,8 +188,7 @@ class HandPoseEstimator:
                                       "checkpoint (checkpoint=PATH, --checkpoint PATH)")
             self.backend: PoseBackend = load_backend(path, backend, device, threads, cache_dir,
                                                      precision, calibration)
-            self.right_hands_only = path.suffix.lower() == ".pt" and \
-                bool(read_checkpoint_meta(path).training.get("right_hands_only"))
+            self._checkpoint = path if path.suffix.lower() == ".pt" else None
             if not self.mirror_left and self.right_hands_only:
                 warnings.warn(f"{path.name} reads right hands only (its model card): with "
                               "mirror_left=False it reads left hands badly", stacklevel=2)
@@ -197,7 +198,7 @@ class HandPoseEstimator:
                 raise ValueError("backend must be 'auto', 'onnx', 'torch' or an object with "
                                  f"run(crops) and input_size; got {type(backend).__name__}")
             self.backend = backend
-            self.right_hands_only = False
+            self._checkpoint = None
         self.tracker = HandTracker(
             max_hands=max_hands, detect_every=detect_every, min_confidence=min_confidence,
             redetect_confidence=redetect_confidence, detection_presence=detection_presence,
@@ -226,8 +227,15 @@ class HandPoseEstimator:
         merged = {**self._options, **options}
         twin = HandPoseEstimator(backend=self.backend, detector=self.detector, **merged)
         twin._owns_detector = False
-        twin.right_hands_only = self.right_hands_only
+        twin._checkpoint = self._checkpoint
         return twin
+
+    @cached_property
+    def right_hands_only(self) -> bool:
+        """See the class docstring (the checkpoint's metadata is read only when asked: it loads
+        the whole file, ~35 ms for the shipped one)."""
+        return self._checkpoint is not None and \
+            bool(read_checkpoint_meta(self._checkpoint).training.get("right_hands_only"))
 
     def reset(self) -> None:
         """Forget all tracks (e.g. when the source changes)."""
