@@ -149,6 +149,14 @@ class Config:
                              f"{self.min_confidence}, {self.no_hand_share}")
 
 
+def _training_sections(stage: str) -> tuple[str, ...]:
+    """The config sections of a stage's labelled and real training crops (none for PeCLR,
+    which has no labels to mirror by)."""
+    if stage == "pretrain":
+        return ()
+    return ("data",) if stage == "finetune" else ("labelled", "unlabelled")
+
+
 def stage_overrides(cfg: Config, stage: str, run_dir: Path, prev_model: str) -> list[str]:
     """The ``key=value`` overrides of one stage: the wiring (data, sizes, initialisation, output
     folder), then the user's overrides of that stage, which win on the same key."""
@@ -173,8 +181,7 @@ def stage_overrides(cfg: Config, stage: str, run_dir: Path, prev_model: str) -> 
         if cfg.synthetic_test:
             out += [f"val.root={cfg.synthetic_test}", "val.upright=true", "val.limit=500"]
     if cfg.right_hands and stage != "pretrain":
-        sections = ("data", "val") if stage == "finetune" else ("labelled", "unlabelled", "val")
-        out += [f"{sec}.mirror_left=true" for sec in sections]
+        out += [f"{sec}.mirror_left=true" for sec in (*_training_sections(stage), "val")]
     if prev_model:
         out.append(f"init={prev_model}")
     merged = dict(w.split("=", 1) for w in out)
@@ -242,8 +249,9 @@ def run(cfg: Config, run_dir: Path) -> dict[str, Any]:
         stages.append({k: info[k] for k in ("stage", "wall_s", "steps")})
     model, meta = load_checkpoint(prev)
     last = info["config"]  # the final stage's resolved config: what the network last saw
-    sections = ("data",) if info["stage"] == "finetune" else ("labelled", "unlabelled")
-    right_only = all(bool(last.get(sec, {}).get("mirror_left")) for sec in sections)
+    sections = _training_sections(info["stage"])
+    right_only = bool(sections) and all(bool(last.get(sec, {}).get("mirror_left"))
+                                        for sec in sections)
     t_card = time.time()
     arch, calibration = dict(meta.arch), None
     if cfg.confidence_crops:
