@@ -86,7 +86,8 @@ def test_default_chain_end_to_end(tmp_path: Path) -> None:
     assert (out / "widen" / "model.pt").stat().st_mtime_ns == before
 
 
-def test_bad_chain_configs_fail_before_training(tmp_path: Path) -> None:
+def test_bad_chain_configs_fail_before_training(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     synth = write_masked_freihand(tmp_path / "synth", n=4)
     real = write_image_folder(tmp_path / "real", n=4)
     base = ["recipe", "default", "--preset", "tiny", f"synthetic={synth}", f"real={real}",
@@ -94,7 +95,10 @@ def test_bad_chain_configs_fail_before_training(tmp_path: Path) -> None:
     assert main([*base, 'finetune=["data.nope=1"]', f"out={tmp_path / 'a'}"]) == 2
     assert main([*base, 'stages=["finetune", "pretrain"]', f"out={tmp_path / 'b'}"]) == 2
     assert main([*base, f"real={tmp_path / 'missing'}", f"out={tmp_path / 'c'}"]) == 2
-    assert not any((tmp_path / d).exists() for d in "abc")
+    # a SemiHand stage first, with no network to continue
+    assert main([*base, 'stages=["widen"]', f"out={tmp_path / 'd'}"]) == 2
+    assert "widen='[\"init=PATH.pt\"]'" in capsys.readouterr().err
+    assert not any((tmp_path / d).exists() for d in "abcd")
 
 
 def test_right_hands_mirrors_left_hands_in_every_labelled_stage() -> None:

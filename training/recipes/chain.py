@@ -194,12 +194,22 @@ def stage_overrides(cfg: Config, stage: str, run_dir: Path, prev_model: str) -> 
 
 
 def check(cfg: Config) -> None:
-    """The training data must exist; every stage's config must resolve."""
+    """The training data must exist; every stage's config must resolve; a SemiHand stage
+    (``semihand``, ``refine``, ``widen``) listed first must name its starting network
+    (``init=``)."""
     for key in ("synthetic", "real"):
         require_path(getattr(cfg, key), key)
     for key in ("synthetic_test", "real_eval"):
         if getattr(cfg, key):
             require_path(getattr(cfg, key), key)
+    first = cfg.stages[0]
+    if RECIPE_OF[first] == "semihand" and not any(
+            w.split("=", 1)[0].strip() == "init" for w in getattr(cfg, first)):
+        # SemiHand refines a pose network: without one it would silently train from random
+        # weights for hours
+        raise ConfigError(f"stage {first} is the first stage listed, so it has no network to "
+                          f"start from: list the stage before it, or name the network with "
+                          f"{first}='[\"init=PATH.pt\"]'")
     for k, stage in enumerate(cfg.stages):  # fail before any training on a bad override
         module = get_recipe(RECIPE_OF[stage]).load()
         prev = "" if k == 0 else "previous-stage/model.pt"
