@@ -34,6 +34,13 @@ def describe_checkpoint(path: str | os.PathLike[str]) -> tuple[str, str]:
         ModelLoadError: a missing, unreadable, corrupt or incompatible file (the message
             names it and the cause).
     """
+    name, card, _right_only = _read_checkpoint(path)
+    return name, card
+
+
+def _read_checkpoint(path: str | os.PathLike[str]) -> tuple[str, str, bool]:
+    """(short name, model card, trained on right hands only) of a checkpoint or ONNX export,
+    from one read of its metadata (an export's training is not known: False)."""
     from handpose.core.checkpoint import model_card, read_checkpoint_meta
     from handpose.core.safe_load import CheckpointError
 
@@ -42,12 +49,13 @@ def describe_checkpoint(path: str | os.PathLike[str]) -> tuple[str, str]:
         if not p.is_file():
             raise ModelLoadError(f"{p}: no such file")
         return p.name, f"ONNX model {p}\n(an export: its training metadata is not stored " \
-                       "in the .onnx file)"
+                       "in the .onnx file)", False
     try:
         meta = read_checkpoint_meta(p)
     except CheckpointError as e:
         raise ModelLoadError(str(e)) from None
-    return f"{p.name} ({meta.arch['name']})", model_card(meta)
+    return (f"{p.name} ({meta.arch['name']})", model_card(meta),
+            bool(meta.training.get("right_hands_only")))
 
 
 def open_model(checkpoint: str | os.PathLike[str] | None, device: str = "auto",
@@ -77,7 +85,7 @@ def open_model(checkpoint: str | os.PathLike[str] | None, device: str = "auto",
             HandPoseEstimator(None, device=device)  # raises the pipeline's "how to" message
         if not path.is_file():
             raise CheckpointError(f"checkpoint {path}: no such file")
-        name, card = describe_checkpoint(path)
+        name, card, right_only = _read_checkpoint(path)
         est = HandPoseEstimator(path, device=device, **dict(options or {}), **kwargs)
     except ModelLoadError:
         raise
@@ -87,7 +95,7 @@ def open_model(checkpoint: str | os.PathLike[str] | None, device: str = "auto",
         raise ModelLoadError(f"cannot start the pipeline with {path}: {e}") from None
     backend = getattr(est.backend, "name", type(est.backend).__name__)
     info = ModelInfo(checkpoint=str(path), name=name, card=card, device=str(backend),
-                     right_hands_only=bool(getattr(est, "right_hands_only", False)))
+                     right_hands_only=right_only)
     return est, info
 
 
