@@ -195,29 +195,27 @@ def stage_overrides(cfg: Config, stage: str, run_dir: Path, prev_model: str) -> 
 
 def check(cfg: Config) -> None:
     """The training data must exist; every stage's config must resolve; a SemiHand stage
-    (``semihand``, ``refine``, ``widen``) listed first must name its starting network
-    (``init=``)."""
+    (``semihand``, ``refine``, ``widen``) must start from a network (the stage before it, or
+    ``init=`` when it is listed first)."""
     for key in ("synthetic", "real"):
         require_path(getattr(cfg, key), key)
     for key in ("synthetic_test", "real_eval"):
         if getattr(cfg, key):
             require_path(getattr(cfg, key), key)
-    first = cfg.stages[0]
-    if RECIPE_OF[first] == "semihand" and not any(
-            w.split("=", 1)[0].strip() == "init" for w in getattr(cfg, first)):
-        # SemiHand refines a pose network: without one it would silently train from random
-        # weights for hours
-        raise ConfigError(f"stage {first} is the first stage listed, so it has no network to "
-                          f"start from: list the stage before it, or name the network with "
-                          f"{first}='[\"init=PATH.pt\"]'")
     for k, stage in enumerate(cfg.stages):  # fail before any training on a bad override
         module = get_recipe(RECIPE_OF[stage]).load()
         prev = "" if k == 0 else "previous-stage/model.pt"
         try:
-            resolve_config(module.Config, RECIPE_OF[stage], cfg.stage_preset,
-                           stage_overrides(cfg, stage, Path("runs/check"), prev))
+            resolved = resolve_config(module.Config, RECIPE_OF[stage], cfg.stage_preset,
+                                      stage_overrides(cfg, stage, Path("runs/check"), prev))
         except ConfigError as e:
             raise ConfigError(f"stage {stage}: {e}") from e
+        if RECIPE_OF[stage] == "semihand" and not resolved.init:
+            # SemiHand refines a pose network: without one (listed first, or init emptied) it
+            # would silently train from random weights for hours
+            raise ConfigError(f"stage {stage} has no network to start from: list the stage "
+                              f"before it, or name the network with "
+                              f"{stage}='[\"init=PATH.pt\"]'")
 
 
 def _run_stage(cfg: Config, stage: str, run_dir: Path, prev: str) -> tuple[str, dict[str, Any]]:
